@@ -1,0 +1,24 @@
+#pragma once
+// Benchmark registry: each bench/lib/bench_<name>.cpp registers `moelab bench <name>`:
+//   static moelab::bench::BenchRegistration reg{"ops", "matmul and block rates", &bench_ops_main};
+// A bench prints ratios measured in one run (JSON lines or a table), never absolute pass/fail.
+#include <string>
+#include <vector>
+
+namespace moelab::bench {
+
+using BenchMain = int (*)(int argc, char** argv);
+struct BenchInfo {
+  std::string name, help;
+  BenchMain main;
+};
+std::vector<BenchInfo>& bench_table();
+struct BenchRegistration {
+  BenchRegistration(std::string name, std::string help, BenchMain fn) {
+    bench_table().push_back({std::move(name), std::move(help), fn});
+  }
+};
+// Runs the named bench with argv[0] = "moelab bench <name>"; returns 2 for an unknown name.
+int run_bench(const std::string& name, const std::vector<std::string>& args);
+
+}  // namespace moelab::bench
