@@ -1,0 +1,135 @@
+#pragma once
+// The op vocabulary. Each op is defined once (core/ops/<family>.cpp): shape rule, forward dispatch to
+// the backend of its inputs' device, and its backward. All ops are differentiable in their float
+// inputs unless noted. Semantics follow PyTorch.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/backend/backend.h"
+#include "core/tensor/tensor.h"
+
+namespace moelab {
+
+// ---- element-wise (elementwise.cpp) ----
+Tensor unary(UnaryOp op, const Tensor& x, double alpha = 0);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+enum class GeluForm { tanh, erf };
+Tensor gelu(const Tensor& x, GeluForm form = GeluForm::tanh);
+Tensor silu(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor softplus(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor clamp_min(const Tensor& x, double lo);
+
+// Broadcasting binary ops (both inputs same dtype and device).
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+// Scalar forms.
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor sub(double s, const Tensor& a);  // s - a
+Tensor div(double s, const Tensor& a);  // s / a
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+Tensor operator+(const Tensor& a, double s);
+Tensor operator-(const Tensor& a, double s);
+Tensor operator*(const Tensor& a, double s);
+Tensor operator/(const Tensor& a, double s);
+Tensor operator*(double s, const Tensor& a);
+Tensor operator+(double s, const Tensor& a);
+Tensor operator-(double s, const Tensor& a);
+
+// Sums a broadcast gradient back to `shape` (the adjoint of expand).
+Tensor sum_to_shape(const Tensor& g, const Shape& shape);
+
+// ---- reductions (reduce.cpp) ----
+Tensor sum(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+Tensor sum(const Tensor& x);  // all elements -> 0-d
+Tensor mean(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+// max over one dim; gradient flows to the first maximal element. `indices` (i64) optional.
+Tensor max(const Tensor& x, int dim, bool keepdim = false, Tensor* indices = nullptr);
+Tensor max(const Tensor& x);
+Tensor argmax(const Tensor& x, int dim, bool keepdim = false);  // i64, not differentiable
+
+// ---- linear algebra (matmul.cpp) ----
+// PyTorch matmul: 1-D/2-D/batched with broadcast batch dims. a: (..., M, K), b: (..., K, N) -> (..., M, N)
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x: (..., in), weight: (out, in), bias: (out) or undefined -> (..., out)
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- shape ops (shape_ops.cpp); views where possible ----
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor transpose(const Tensor& x, int d0, int d1);
+Tensor permute(const Tensor& x, const std::vector<int>& dims);
+Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor expand(const Tensor& x, const Shape& shape);
+Tensor contiguous(const Tensor& x);
+Tensor concat(const std::vector<Tensor>& xs, int dim);
+Tensor stack(const std::vector<Tensor>& xs, int dim);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);
+Tensor cast(const Tensor& x, DType dtype);  // differentiable between float types
+
+// ---- softmax and normalization (softmax.cpp, layernorm.cpp) ----
+Tensor softmax(const Tensor& x, int dim = -1);
+Tensor log_softmax(const Tensor& x, int dim = -1);
+Tensor logsumexp(const Tensor& x, int dim = -1, bool keepdim = false);
+// x: (..., N), gamma/beta: (N) or undefined
+Tensor layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
+
+// ---- indexing (indexing.cpp) ----
+// weight: (V, D), ids: any shape of i32/i64 -> (*ids.shape, D)
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+// rows of x (N, ...) at index (M) -> (M, ...)
+Tensor index_select(const Tensor& x, const Tensor& index);
+// out (N, ...) = zeros, then out[index[m]] += src[m]; deterministic
+Tensor index_add(const Tensor& src, const Tensor& index, int64_t num_rows);
+// PyTorch gather / scatter_add along `dim`
+Tensor gather(const Tensor& x, int dim, const Tensor& index);
+Tensor scatter_add(const Tensor& base, int dim, const Tensor& index, const Tensor& src);
+// Top-k along the last dim: values (..., k) differentiable, indices (..., k) i64; ties -> lower index.
+Tensor topk(const Tensor& x, int64_t k, Tensor* indices);
+
+// ---- convolution (conv.cpp) ----
+// x: (B, C, H, W), weight: (O, C, kh, kw), bias: (O) or undefined -> (B, O, OH, OW)
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0);
+
+// ---- losses (loss.cpp); reduction = mean over counted elements ----
+// logits: (M, C) or (..., C) with target (...) i64
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
+                     int64_t ignore_index = -100);
+Tensor mse_loss(const Tensor& pred, const Tensor& target);
+Tensor huber_loss(const Tensor& pred, const Tensor& target, double delta = 1.0);
+
+// ---- random (random.cpp); draws come from an RngStream (core/util/rng.h) ----
+class RngStream;
+Tensor dropout(const Tensor& x, double p, bool training, RngStream& rng);
+Tensor rand_uniform(const Shape& shape, double lo, double hi, RngStream& rng, DType dtype = DType::f32,
+                    Device device = Device::cpu());
+Tensor rand_normal(const Shape& shape, double mean, double std, RngStream& rng, DType dtype = DType::f32,
+                   Device device = Device::cpu());
+
+// ---- attention (attention.cpp) ----
+// q: (B, H, Tq, Dh), k/v: (B, H, Tk, Dh) -> (B, H, Tq, Dh); softmax(q k^T * scale [+ causal mask]) v
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                                    std::optional<double> scale = std::nullopt);
+
+}  // namespace moelab
