@@ -62,7 +62,7 @@ class Backend {
 
   // ---- linear algebra ----
   // out[b] = alpha * op(a[b]) @ op(b[b]) + beta * out[b]; a (B, M, K) or (B, K, M) when trans_a, etc.
-  // Batch strides are given in elements (0 broadcasts one matrix across the batch).
+  // a and b have batch size B or 1 (1 broadcasts one matrix across the batch).
   virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, double alpha,
                       double beta);
 

@@ -21,7 +21,8 @@ enum class UnaryOp : uint8_t {
   clamp_min,    // max(x, alpha)
   count_
 };
-enum class BinaryOp : uint8_t { add, sub, mul, div, maximum, minimum, count_ };
+// eq and gt return 1 or 0 (masks; not differentiable).
+enum class BinaryOp : uint8_t { add, sub, mul, div, maximum, minimum, eq, gt, count_ };
 
 const char* unary_op_name(UnaryOp op);
 const char* binary_op_name(BinaryOp op);
@@ -107,7 +108,9 @@ template <BinaryOp OP, typename T> MOELAB_HD T binary(T a, T b) {
   else if constexpr (OP == BinaryOp::mul) return a * b;
   else if constexpr (OP == BinaryOp::div) return a / b;
   else if constexpr (OP == BinaryOp::maximum) return a > b ? a : b;
-  else return a < b ? a : b;
+  else if constexpr (OP == BinaryOp::minimum) return a < b ? a : b;
+  else if constexpr (OP == BinaryOp::eq) return a == b ? T(1) : T(0);
+  else return a > b ? T(1) : T(0);
 }
 
 }  // namespace kern
@@ -133,6 +136,8 @@ template <typename F> void dispatch_binary(BinaryOp op, F&& f) {
     case BinaryOp::div: f.template operator()<BinaryOp::div>(); return;
     case BinaryOp::maximum: f.template operator()<BinaryOp::maximum>(); return;
     case BinaryOp::minimum: f.template operator()<BinaryOp::minimum>(); return;
+    case BinaryOp::eq: f.template operator()<BinaryOp::eq>(); return;
+    case BinaryOp::gt: f.template operator()<BinaryOp::gt>(); return;
     case BinaryOp::count_: break;
   }
 }
