@@ -1,0 +1,56 @@
+#pragma once
+// The pre-LN transformer block: x + attn(norm1(x)), then h + ffn(norm2(h)). Its FFN is any Module:
+// the dense MLP by default, an MoE layer when the config says so.
+//
+// FFN interface (for MoE layers): the block calls `ffn->forward_aux(norm2(h))` (module.h), where the
+// FFN receives (B, T, d) and returns ForwardOutput{y: (B, T, d), aux_losses, stats}. The block returns
+// its own ForwardOutput whose aux_losses/stats are the FFN's, names prefixed with the FFN's child name
+// ("moe.load_balance"); a model prefixes again with the block's path ("blocks.3.moe.load_balance") via
+// ForwardOutput::absorb, and the trainer adds total_aux_loss(out.aux_losses) to the task loss.
+// A plain Module FFN (only forward(x) overridden) contributes no aux terms.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/nn/attention.h"
+#include "core/nn/init.h"
+#include "core/nn/layers.h"
+#include "core/nn/mlp.h"
+#include "core/nn/module.h"
+
+namespace moelab::nn {
+
+struct TransformerBlockOptions {
+  int64_t dim = 0;
+  int64_t num_heads = 1;
+  bool causal = false;
+  double ln_eps = 1e-5;
+  double dropout = 0.0;     // residual dropout after attention and after the FFN (training only)
+  bool qkv_bias = true;
+  std::string ffn_name = "mlp";  // the FFN's child name in parameter paths ("mlp", "moe")
+  // Used only when no FFN is given: the dense MLP of width mlp_ratio * dim.
+  double mlp_ratio = 4.0;
+  Activation activation = Activation::gelu_tanh;
+  bool gated = false;
+  InitOptions init;
+  DType dtype = DType::f32;
+};
+
+class TransformerBlock : public Module {
+ public:
+  // ffn == nullptr builds the dense MLP from the options.
+  TransformerBlock(const TransformerBlockOptions& options, RngStream& rng, std::shared_ptr<Module> ffn = nullptr);
+  // x: (B, T, d) -> y (B, T, d) with the FFN's aux losses and stats (prefixed with options.ffn_name).
+  ForwardOutput forward_aux(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_aux(x).y; }
+  // Swaps the FFN (same child name), e.g. for an MoE layer built after the block.
+  void set_ffn(std::shared_ptr<Module> ffn);
+
+  TransformerBlockOptions options;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+  std::shared_ptr<MultiHeadAttention> attn;
+  std::shared_ptr<Module> ffn;
+  std::shared_ptr<Dropout> drop;  // only when options.dropout > 0 (no parameters)
+};
+
+}  // namespace moelab::nn
