@@ -51,11 +51,12 @@ class Conv2d : public Module {
   Tensor bias;    // (O) or undefined
 };
 
-// Inverted dropout in training mode, identity in eval mode. Draws from its own stream, a fork of the
-// stream given at construction, so a model's dropout masks do not depend on other draws.
+// Inverted dropout in training mode, identity in eval mode. Draws from its own stream, derived from
+// the stream given at construction (consuming one draw there, so sibling Dropouts differ), so a model's
+// dropout masks do not depend on other draws.
 class Dropout : public Module {
  public:
-  Dropout(double p, const RngStream& rng);
+  Dropout(double p, RngStream& rng);
   Tensor forward(const Tensor& x) override;
   double p;
   RngStream& rng() { return rng_; }

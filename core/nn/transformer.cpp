@@ -1,0 +1,61 @@
+// The pre-LN transformer block with a pluggable FFN.
+#include "core/nn/transformer.h"
+
+#include <cmath>
+
+#include "core/ops/ops.h"
+
+namespace moelab::nn {
+
+TransformerBlock::TransformerBlock(const TransformerBlockOptions& opt, RngStream& rng, std::shared_ptr<Module> f)
+    : Module("TransformerBlock"), options(opt) {
+  MOELAB_CHECK(opt.dim > 0, "TransformerBlock: dim must be positive, got " << opt.dim);
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(opt.dim, opt.ln_eps, true, opt.dtype));
+  AttentionOptions ao;
+  ao.dim = opt.dim;
+  ao.num_heads = opt.num_heads;
+  ao.causal = opt.causal;
+  ao.qkv_bias = opt.qkv_bias;
+  ao.init = opt.init;
+  ao.dtype = opt.dtype;
+  attn = register_module("attn", std::make_shared<MultiHeadAttention>(ao, rng));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(opt.dim, opt.ln_eps, true, opt.dtype));
+  if (!f) {
+    MlpOptions mo;
+    mo.dim = opt.dim;
+    mo.hidden = static_cast<int64_t>(std::llround(opt.mlp_ratio * static_cast<double>(opt.dim)));
+    mo.activation = opt.activation;
+    mo.gated = opt.gated;
+    mo.init = opt.init;
+    mo.dtype = opt.dtype;
+    f = std::make_shared<MLP>(mo, rng);
+  }
+  ffn = register_module(opt.ffn_name, std::move(f));
+  if (opt.dropout > 0) drop = register_module("drop", std::make_shared<Dropout>(opt.dropout, rng));
+}
+
+void TransformerBlock::set_ffn(std::shared_ptr<Module> f) {
+  replace_module(options.ffn_name, f);
+  ffn = std::move(f);
+}
+
+ForwardOutput TransformerBlock::forward_aux(const Tensor& x) {
+  MOELAB_CHECK(x.dim() == 3 && x.size(2) == options.dim, "TransformerBlock(dim " << options.dim << "): input "
+                                                                                 << x.shape().str()
+                                                                                 << " is not (B, T, d)");
+  Tensor a = attn->forward(norm1->forward(x));
+  if (drop) a = drop->forward(a);
+  Tensor h = x + a;
+  ForwardOutput f = ffn->forward_aux(norm2->forward(h));
+  MOELAB_CHECK(f.y.defined() && f.y.shape() == h.shape(), "TransformerBlock: FFN '" << options.ffn_name << "' ("
+                                                          << ffn->type_name() << ") returned "
+                                                          << (f.y.defined() ? f.y.shape().str() : "nothing")
+                                                          << ", expected " << h.shape().str());
+  Tensor m = drop ? drop->forward(f.y) : f.y;
+  ForwardOutput out;
+  out.y = h + m;
+  out.absorb(options.ffn_name, std::move(f));
+  return out;
+}
+
+}  // namespace moelab::nn
