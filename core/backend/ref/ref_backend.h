@@ -23,6 +23,13 @@ class RefBackend final : public Backend {
               double beta) override;
 
   // ---- further kernel families: one section per file ----
+  // optim.cpp
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p) override;
+  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, double lr, double momentum,
+                  double weight_decay, bool nesterov, bool first_step) override;
+  void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, double lr,
+                      double alpha, double eps, double weight_decay, bool centered) override;
+  double sum_squares(const Tensor& x) override;
 };
 
 }  // namespace moelab
