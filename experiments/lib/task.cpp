@@ -22,7 +22,7 @@ const TaskInfo& find_task(const std::string& name) {
   if (auto near = io::nearest_match(name, names)) os << " (did you mean \"" << *near << "\"?)";
   os << "; registered tasks:";
   for (const auto& n : names) os << " " << n;
-  throw ConfigError(os.str());
+  throw ConfigError({os.str()});
 }
 
 void TaskState::put_rng(const std::string& name, const RngStream& rng) {

@@ -7,7 +7,7 @@
 // the HTML report. A task owns its data, its model and what it measures.
 //
 // Life cycle of one run (the Trainer calls, in this order):
-//   declare_config(spec)             once, to build the schema the config is validated against
+//   declare_config(schema)           once, to build the schema the config is validated against
 //   build(cfg, ctx)                  data, model (initialised from the "init" stream of cfg seed)
 //   named_parameters()               what the optimizer trains and model.safetensors holds
 //   [on resume] load_state(state)    after the Trainer has copied the checkpoint's weights into the
@@ -39,9 +39,15 @@
 
 #include "core/tensor/tensor.h"
 #include "core/util/rng.h"
-#include "experiments/lib/config.h"
+#include "core/io/config.h"
+#include "core/io/config_schema.h"
 
 namespace moelab::exp {
+
+// Configs are core/io's: a Schema declared in code, a Config resolved from TOML plus overrides.
+using io::Config;
+using io::ConfigError;
+using io::Schema;
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
@@ -112,8 +118,9 @@ class Task {
  public:
   virtual ~Task() = default;
 
-  // Adds the task's keys to the schema (the Trainer has already added task, seed, name, train.*, optim.*).
-  virtual void declare_config(ConfigSpec& spec) const = 0;
+  // Adds the task's keys to the schema (the Trainer has already added task, seed, name, train.*, optim.*;
+  // see experiments/lib/run_config.h). MoE layers add theirs with declare_moe_config (moe_config.h).
+  virtual void declare_config(Schema& schema) const = 0;
   // Builds data and model from the validated config.
   virtual void build(const Config& cfg, const TaskContext& ctx) = 0;
   // The trained parameters with PyTorch-style dotted names ("blocks.3.moe.experts.w1"); the tensors must
