@@ -13,7 +13,7 @@
 //   [on resume] load_state(state)    after the Trainer has copied the checkpoint's weights into the
 //                                    tensors named_parameters() returned, and restored the optimizer
 //   repeat for step = start .. steps-1:
-//     repeat grad_accum times:  r = train_step(step, micro)     -> backward of (r.loss + Σ r.aux_losses)/accum
+//     repeat grad_accum times:  r = train_step(step, micro)  -> backward of (r.loss + Σ w·aux)/accum
 //     (clip, optimizer update, zero grads)
 //     after_optimizer_step(step)     e.g. the aux-loss-free bias update of every MoE layer
 //     every eval_every steps and at the end: evaluate(step) under a NoGradGuard
@@ -41,6 +41,7 @@
 #include "core/util/rng.h"
 #include "core/io/config.h"
 #include "core/io/config_schema.h"
+#include "core/nn/module.h"
 
 namespace moelab::exp {
 
@@ -49,7 +50,7 @@ using io::Config;
 using io::ConfigError;
 using io::Schema;
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+using nn::NamedTensors;
 
 // Routing seen in one MoE layer during one micro-step (or one evaluation pass): the raw material of
 // the per-layer statistics of specs/moe.md §5. The Trainer sums counts over each logging interval and
@@ -71,9 +72,11 @@ struct LayerRouting {
 // What one micro-batch produced.
 struct StepResult {
   Tensor loss;  // scalar task loss (requires grad); logged as train/loss
-  // Balancing terms already multiplied by their coefficients (scalar, require grad), named like
-  // "moe/balance_loss/layer_1"; the Trainer adds them to the loss before backward and logs each.
-  NamedTensors aux_losses;
+  // Balancing terms (core/nn/module.h AuxLoss: raw 0-d value and its coefficient), named like
+  // "layer_1/load_balance" (the form ForwardOutput::absorb gives "blocks.1.ffn.load_balance" also works).
+  // The Trainer adds Σ weight·value to the loss before backward and logs each raw value as
+  // moe/<term>/layer_<i> when the name holds a layer index, else as train/<name>.
+  std::vector<nn::AuxLoss> aux_losses;
   std::map<std::string, double> metrics;  // extra training scalars, logged as train/<name> ("accuracy")
   std::vector<LayerRouting> routing;      // one entry per MoE layer
   int64_t examples = 0;                   // examples consumed (for the rate shown in the progress bar)
