@@ -44,7 +44,7 @@ std::string format_double(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), value);
+  auto res = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::general);  // 0.0003, not 3e-04
   return std::string(buf, res.ptr);
 }
 

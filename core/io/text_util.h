@@ -15,7 +15,7 @@ size_t edit_distance(std::string_view a, std::string_view b);
 // (distance <= max(2, |word| / 3)); ties go to the earlier candidate.
 std::optional<std::string> nearest_match(std::string_view word, const std::vector<std::string>& candidates);
 
-// Shortest text that parses back to the same double ("0.0003", "1e-07", "3"); "nan", "inf", "-inf".
+// Shortest text that parses back to the same double, %g style ("0.0003", "1e-07", "3"); "nan", "inf", "-inf".
 std::string format_double(double value);
 // "[2, 3]"
 std::string format_int_list(const std::vector<int64_t>& values);
