@@ -37,10 +37,10 @@ PatchEmbed::PatchEmbed(const ViTOptions& o, RngStream& rng)
   const int64_t p = o.patch_size;
   switch (kind) {
     case PatchEmbedKind::conv:
-      proj = register_module("proj", std::make_shared<nn::Conv2d>(o.channels, o.dim, p, p, 0, true, rng, o.init));
+      proj = register_module("proj", std::make_shared<nn::Conv2d>(o.channels, o.dim, p, p, 0, true, rng, o.init, o.dtype));
       break;
     case PatchEmbedKind::linear:
-      linear = register_module("proj", std::make_shared<nn::Linear>(o.channels * p * p, o.dim, true, rng, o.init));
+      linear = register_module("proj", std::make_shared<nn::Linear>(o.channels * p * p, o.dim, true, rng, o.init, o.dtype));
       break;
     case PatchEmbedKind::conv_stem: {
       int64_t convs = 0;
@@ -57,10 +57,10 @@ PatchEmbed::PatchEmbed(const ViTOptions& o, RngStream& rng)
       for (int64_t c : o.stem_channels) {
         MOELAB_CHECK(c > 0, "conv_stem channel counts must be positive, got " << c);
         // Kaiming-style default init for the convs: they feed GELUs, not residual streams.
-        stem->push_back(std::make_shared<nn::Conv2d>(in, c, 3, 2, 1, true, rng));
+        stem->push_back(std::make_shared<nn::Conv2d>(in, c, 3, 2, 1, true, rng, nn::InitOptions{}, o.dtype));
         in = c;
       }
-      proj = register_module("proj", std::make_shared<nn::Conv2d>(in, o.dim, 1, 1, 0, true, rng, o.init));
+      proj = register_module("proj", std::make_shared<nn::Conv2d>(in, o.dim, 1, 1, 0, true, rng, o.init, o.dtype));
       break;
     }
   }
@@ -96,11 +96,11 @@ VisionTransformer::VisionTransformer(const ViTOptions& o, RngStream& rng, const 
   MOELAB_CHECK(o.moe_layers.empty() || make_moe, "ViT: MoE layers requested but no MoE factory given");
   patch_embed = register_module("patch_embed", std::make_shared<PatchEmbed>(o, rng));
   if (o.class_token) {
-    Tensor cls = Tensor::zeros({1, 1, o.dim});
+    Tensor cls = Tensor::zeros({1, 1, o.dim}, o.dtype);
     nn::trunc_normal_(cls, 0.0, 0.02, -0.04, 0.04, rng);
     cls_token = register_parameter("cls_token", cls);
   }
-  Tensor pos = Tensor::zeros({1, o.num_tokens(), o.dim});
+  Tensor pos = Tensor::zeros({1, o.num_tokens(), o.dim}, o.dtype);
   nn::trunc_normal_(pos, 0.0, 0.02, -0.04, 0.04, rng);
   pos_embed = register_parameter("pos_embed", pos);
   blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
@@ -112,6 +112,7 @@ VisionTransformer::VisionTransformer(const ViTOptions& o, RngStream& rng, const 
     bo.activation = nn::Activation::gelu_tanh;
     bo.dropout = o.dropout;
     bo.init = o.init;
+    bo.dtype = o.dtype;
     std::shared_ptr<nn::Module> ffn;
     if (std::find(o.moe_layers.begin(), o.moe_layers.end(), i) != o.moe_layers.end()) {
       bo.ffn_name = "moe";
@@ -120,8 +121,8 @@ VisionTransformer::VisionTransformer(const ViTOptions& o, RngStream& rng, const 
     }
     blocks->push_back(std::make_shared<nn::TransformerBlock>(bo, rng, ffn));
   }
-  norm = register_module("norm", std::make_shared<nn::LayerNorm>(o.dim));
-  head = register_module("head", std::make_shared<nn::Linear>(o.dim, o.num_classes, true, rng, o.init));
+  norm = register_module("norm", std::make_shared<nn::LayerNorm>(o.dim, 1e-5, true, o.dtype));
+  head = register_module("head", std::make_shared<nn::Linear>(o.dim, o.num_classes, true, rng, o.init, o.dtype));
 }
 
 nn::ForwardOutput VisionTransformer::forward_aux(const Tensor& images) {

@@ -35,6 +35,7 @@ struct ViTOptions {
   double dropout = 0.0;
   nn::InitOptions init{nn::InitScheme::trunc_normal, 0.02};
   std::vector<int64_t> moe_layers;  // block indices whose FFN comes from the factory (child name "moe")
+  DType dtype = DType::f32;         // f64 for gradient checks
 
   int64_t grid_size() const { return image_size / patch_size; }       // patches per side
   int64_t num_patches() const { return grid_size() * grid_size(); }

@@ -1,0 +1,203 @@
+// The ViT on tiny models: shapes and parameter names for every patch embedding, gradients against
+// float64 central differences, MoE placement and aux-loss/stat naming, and a tiny ViT learning a
+// two-class Fashion-MNIST subset.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/autograd/autograd.h"
+#include "core/ops/ops.h"
+#include "core/optim/optimizer.h"
+#include "vision/data/fashion_mnist.h"
+#include "vision/data/loader.h"
+#include "vision/model/vit.h"
+
+using namespace moelab;
+using namespace moelab::vision;
+
+namespace {
+
+ViTOptions tiny_options(PatchEmbedKind kind, bool class_token) {
+  ViTOptions o;
+  o.image_size = 8;
+  o.channels = 1;
+  o.num_classes = 3;
+  o.patch_embed = kind;
+  o.patch_size = 4;
+  o.stem_channels = {3, 5};
+  o.dim = 8;
+  o.depth = 2;
+  o.num_heads = 2;
+  o.mlp_ratio = 2.0;
+  o.class_token = class_token;
+  return o;
+}
+
+bool has_name(const nn::NamedTensors& named, const std::string& name) {
+  return std::any_of(named.begin(), named.end(), [&](const auto& p) { return p.first == name; });
+}
+
+// An FFN stand-in with one aux term and one stat, to check how the ViT passes them on.
+class FakeMoE : public nn::Module {
+ public:
+  FakeMoE(int64_t dim, RngStream& rng) : Module("FakeMoE") {
+    fc = register_module("fc", std::make_shared<nn::Linear>(dim, dim, true, rng));
+  }
+  nn::ForwardOutput forward_aux(const Tensor& x) override {
+    nn::ForwardOutput out;
+    out.y = fc->forward(x);
+    out.aux_losses.push_back({"load_balance", mean(square(out.y)), 0.01});
+    out.stats.emplace_back("tokens", Tensor::scalar(static_cast<double>(x.size(0) * x.size(1))));
+    return out;
+  }
+  std::shared_ptr<nn::Linear> fc;
+};
+
+}  // namespace
+
+TEST(ViT, MoEBlockIndices) {
+  EXPECT_EQ(moe_block_indices(6, 2, {}), (std::vector<int64_t>{1, 3, 5}));
+  EXPECT_EQ(moe_block_indices(4, 1, {}), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(moe_block_indices(5, 3, {}), (std::vector<int64_t>{2}));
+  EXPECT_TRUE(moe_block_indices(4, 0, {}).empty());
+  EXPECT_EQ(moe_block_indices(6, 2, {5, 0}), (std::vector<int64_t>{0, 5}));
+  EXPECT_THROW(moe_block_indices(4, 2, {4}), Error);
+  EXPECT_THROW(moe_block_indices(4, 2, {1, 1}), Error);
+  EXPECT_THROW(parse_patch_embed("pixels"), Error);
+}
+
+TEST(ViT, ShapesAndNamesForEveryPatchEmbedding) {
+  for (auto kind : {PatchEmbedKind::conv, PatchEmbedKind::linear, PatchEmbedKind::conv_stem})
+    for (bool cls : {true, false}) {
+      RngStream rng(1, "init");
+      ViTOptions o = tiny_options(kind, cls);
+      VisionTransformer vit(o, rng);
+      Tensor images = rand_normal({5, 1, 8, 8}, 0, 1, rng);
+      Tensor tokens = vit.patch_embed->forward(images);
+      EXPECT_EQ(tokens.shape(), (Shape{5, 4, 8}));
+      Tensor logits = vit.forward(images);
+      EXPECT_EQ(logits.shape(), (Shape{5, 3}));
+      auto named = vit.named_parameters();
+      EXPECT_TRUE(has_name(named, "pos_embed"));
+      EXPECT_EQ(vit.pos_embed.shape(), (Shape{1, cls ? 5 : 4, 8}));
+      EXPECT_EQ(has_name(named, "cls_token"), cls);
+      EXPECT_TRUE(has_name(named, "blocks.1.mlp.fc1.weight"));
+      EXPECT_TRUE(has_name(named, "head.weight"));
+      EXPECT_TRUE(has_name(named, kind == PatchEmbedKind::linear ? "patch_embed.proj.weight"
+                                                                   : "patch_embed.proj.bias"));
+      EXPECT_EQ(has_name(named, "patch_embed.stem.1.weight"), kind == PatchEmbedKind::conv_stem);
+      // An image of the wrong size is an error, not a crash.
+      EXPECT_THROW(vit.forward(rand_normal({2, 1, 12, 12}, 0, 1, rng)), Error);
+    }
+  ViTOptions bad = tiny_options(PatchEmbedKind::conv_stem, true);
+  bad.stem_channels = {4};
+  RngStream rng(1, "init");
+  EXPECT_THROW(VisionTransformer(bad, rng), Error);
+}
+
+TEST(ViT, MoEFactoryPlacesLayersAndAuxTermsAreNamedByBlock) {
+  RngStream rng(2, "init");
+  ViTOptions o = tiny_options(PatchEmbedKind::conv, true);
+  o.depth = 4;
+  o.moe_layers = moe_block_indices(4, 2, {});
+  std::vector<int64_t> built;
+  VisionTransformer vit(o, rng, [&](int64_t block, RngStream& r) {
+    built.push_back(block);
+    return std::make_shared<FakeMoE>(8, r);
+  });
+  EXPECT_EQ(built, (std::vector<int64_t>{1, 3}));
+  auto named = vit.named_parameters();
+  EXPECT_TRUE(has_name(named, "blocks.1.moe.fc.weight"));
+  EXPECT_TRUE(has_name(named, "blocks.0.mlp.fc1.weight"));
+  EXPECT_FALSE(has_name(named, "blocks.1.mlp.fc1.weight"));
+  ASSERT_EQ(vit.moe_modules().size(), 2u);
+  EXPECT_EQ(vit.moe_modules()[1].first, 3);
+  nn::ForwardOutput out = vit.forward_aux(rand_normal({2, 1, 8, 8}, 0, 1, rng));
+  ASSERT_EQ(out.aux_losses.size(), 2u);
+  EXPECT_EQ(out.aux_losses[0].name, "blocks.1.moe.load_balance");
+  EXPECT_EQ(out.aux_losses[1].name, "blocks.3.moe.load_balance");
+  ASSERT_EQ(out.stats.size(), 2u);
+  EXPECT_EQ(out.stats[0].first, "blocks.1.moe.tokens");
+  EXPECT_EQ(out.stats[0].second.item(), 2 * 5);
+}
+
+TEST(ViT, GradientsMatchFiniteDifferencesInFloat64) {
+  for (auto kind : {PatchEmbedKind::conv, PatchEmbedKind::linear, PatchEmbedKind::conv_stem}) {
+    RngStream rng(3, "init");
+    ViTOptions o = tiny_options(kind, kind != PatchEmbedKind::linear);
+    o.depth = 1;
+    o.dtype = DType::f64;
+    o.init = {nn::InitScheme::normal, 0.3};  // larger weights than usual so every path matters
+    VisionTransformer vit(o, rng);
+    Tensor images = rand_normal({2, 1, 8, 8}, 0, 1, rng, DType::f64);
+    Tensor probe = rand_normal({2, 3}, 0, 1, rng, DType::f64);
+    auto loss_of = [&]() { return sum(vit.forward(images) * probe); };
+    vit.zero_grad();
+    loss_of().backward();
+    for (auto& [name, p] : vit.named_parameters()) {
+      ASSERT_TRUE(p.grad().defined()) << name << " got no gradient";
+      std::vector<double> g = p.grad().to_vector<double>();
+      double* data = p.data<double>();
+      // A few entries spread over the tensor.
+      for (int64_t i : {int64_t{0}, p.numel() / 2, p.numel() - 1}) {
+        const double saved = data[i], h = 1e-6;
+        double up, down;
+        {
+          NoGradGuard ng;
+          data[i] = saved + h;
+          up = loss_of().item();
+          data[i] = saved - h;
+          down = loss_of().item();
+          data[i] = saved;
+        }
+        const double numeric = (up - down) / (2 * h);
+        EXPECT_NEAR(g[i], numeric, 1e-6 + 1e-5 * std::abs(numeric)) << name << "[" << i << "]";
+      }
+    }
+  }
+}
+
+TEST(ViT, TinyModelLearnsTwoFashionMnistClasses) {
+  const std::string dir = default_fashion_mnist_dir();
+  if (!std::filesystem::exists(dir + "/t10k-images-idx3-ubyte.gz")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  // Pullover (2) against Trouser (1): from the test part (smaller to load); 512 to train, 200 held out.
+  ImageSet all = load_fashion_mnist(dir, DataPart::test);
+  std::vector<int64_t> picked;
+  for (int64_t i = 0; i < all.count && picked.size() < 712; ++i)
+    if (all.labels[i] == 1 || all.labels[i] == 2) picked.push_back(i);
+  ImageSet two = subset(all, picked);
+  for (auto& l : two.labels) l = l == 1 ? 0 : 1;
+  two.num_classes = 2;
+  std::vector<int64_t> train_idx(512), held_idx(200);
+  for (int64_t i = 0; i < 512; ++i) train_idx[i] = i;
+  for (int64_t i = 0; i < 200; ++i) held_idx[i] = 512 + i;
+  ImageSet train = subset(two, train_idx), held = subset(two, held_idx);
+
+  RngStream rng(4, "init");
+  ViTOptions o;
+  o.num_classes = 2;
+  o.patch_size = 7;
+  o.dim = 16;
+  o.depth = 1;
+  o.num_heads = 2;
+  VisionTransformer vit(o, rng);
+  optim::AdamW opt(vit.named_parameters(), {.lr = 3e-3, .weight_decay = 0.0});
+  ImageLoader loader(train, 32, {}, 4);
+  for (int step = 0; step < 40; ++step) {
+    Batch b = loader.next();
+    Tensor loss = cross_entropy(vit.forward(b.images), b.labels);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  NoGradGuard ng;
+  vit.eval();
+  Batch b = batch_range(held, 0, 200);
+  std::vector<int64_t> pred = argmax(vit.forward(b.images), 1).to_vector<int64_t>();
+  std::vector<int64_t> truth = b.labels.to_vector<int64_t>();
+  int correct = 0;
+  for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == truth[i];
+  EXPECT_GT(correct, 170) << "held-out accuracy " << correct / 200.0 << " (chance 0.5)";
+}
