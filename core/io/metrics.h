@@ -51,8 +51,8 @@ class MetricsRecord {
 
 struct MetricsWriterOptions {
   bool tensorboard = true;         // also write events.out.tfevents.* into the run directory
-  std::function<double()> clock;   // wall time in seconds; defaults to the system clock
-  EventWriterOptions events;       // its clock defaults to `clock`
+  std::function<double()> clock{};  // wall time in seconds; defaults to the system clock
+  EventWriterOptions events{};     // its clock defaults to `clock`
   // Resuming from a checkpoint at this step: lines with a larger step are dropped first. -1: none.
   int64_t resume_after_step = -1;
 };

@@ -63,8 +63,8 @@ struct EventWriterOptions {
   // Buffered records are flushed once this many seconds (by `clock`) have passed since the last flush;
   // 0 flushes after every write. The version record is always flushed at once.
   double flush_interval_s = 2.0;
-  std::function<double()> clock;  // wall time in seconds; defaults to the system clock
-  std::string host;               // defaults to gethostname()
+  std::function<double()> clock{};  // wall time in seconds; defaults to the system clock
+  std::string host{};               // defaults to gethostname()
 };
 
 // Writes scalar events into a new file in `directory` (created if missing).

@@ -50,7 +50,7 @@ struct ProgressOptions {
   double plain_every_s = 10.0;            // plain: one line this often
   int width = 0;                          // bar columns; 0: the terminal's width (or 80)
   int64_t initial = 0;                    // starting position (resume); the rate counts from here
-  std::function<double()> clock;          // monotonic seconds; defaults to steady_clock
+  std::function<double()> clock{};        // monotonic seconds; defaults to steady_clock
 };
 
 class Progress {
