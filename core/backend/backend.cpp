@@ -73,6 +73,30 @@ void Backend::rmsprop_update(Tensor&, const Tensor&, Tensor&, Tensor&, double, d
   not_supported("rmsprop_update");
 }
 double Backend::sum_squares(const Tensor&) { not_supported("sum_squares"); }
+void Backend::moe_plan(const Tensor&, const Tensor&, int64_t, int64_t, Tensor&, Tensor&, Tensor&, Tensor&) {
+  not_supported("moe_plan");
+}
+void Backend::moe_gather_rows(const Tensor&, const Tensor&, const Tensor&, Tensor&) {
+  not_supported("moe_gather_rows");
+}
+void Backend::moe_scatter_rows(const Tensor&, const Tensor&, const Tensor&, Tensor&) {
+  not_supported("moe_scatter_rows");
+}
+void Backend::moe_combine(const Tensor&, const Tensor&, const Tensor&, const Tensor&, Tensor&) {
+  not_supported("moe_combine");
+}
+void Backend::moe_combine_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                   Tensor&, Tensor&) {
+  not_supported("moe_combine_backward");
+}
+void Backend::moe_expert_ffn(const Tensor&, const Tensor&, const ExpertWeights&, Tensor&, Tensor&, Tensor&,
+                             Tensor&) {
+  not_supported("moe_expert_ffn");
+}
+void Backend::moe_expert_ffn_backward(const Tensor&, const Tensor&, const ExpertWeights&, const Tensor&,
+                                      const Tensor&, const Tensor&, const Tensor&, Tensor&, ExpertWeights&) {
+  not_supported("moe_expert_ffn_backward");
+}
 
 Backend& ref_backend() {
   static RefBackend b;

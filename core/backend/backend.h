@@ -22,6 +22,15 @@ class NotSupported : public Error {
 
 enum class ReduceOp : uint8_t { sum, max, min };
 
+// The activation of an MoE expert FFN: relu, gelu (tanh form) or swiglu (silu(x W1) * (x W3)).
+enum class ExpertActivation : uint8_t { relu, gelu, swiglu };
+// Stacked expert weights (specs/moe.md §3): w1 (E, d, f), w2 (E, f, d), b1 (E, f) and b2 (E, d) or
+// undefined, w3 (E, d, f) for swiglu only. Also used for their gradients.
+struct ExpertWeights {
+  Tensor w1, b1, w2, b2, w3;
+  ExpertActivation act = ExpertActivation::gelu;
+};
+
 struct AdamWParams {
   double lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // 1-based, for bias correction
@@ -120,6 +129,44 @@ class Backend {
                               double alpha, double eps, double weight_decay, bool centered);
   // sum of squares of x as double (for global-norm clipping)
   virtual double sum_squares(const Tensor& x);
+
+  // ---- MoE dispatch (specs/moe.md §3; driven by core/moe/dispatch.h) ----
+  // S (token, slot) assignments are token-major: the slots of token t are [token_offsets[t],
+  // token_offsets[t+1]) (token_offsets: (T+1) i64). A plan groups the kept assignments into R rows,
+  // expert by expert, in slot order inside each expert. Index tensors are i64.
+  // slot_expert (S): expert of each slot, or -1 for none. capacity < 0 keeps every assignment; otherwise
+  // each expert keeps `capacity` of its assignments: the highest slot_priority ones (ties -> lower slot)
+  // when slot_priority (S, float) is defined, else the first ones in slot order.
+  // -> expert_counts (E): assignments before drops; expert_offsets (E+1): kept rows per expert;
+  //    row_slot (S): slot of each row (entries from expert_offsets[E] on are -1); slot_row (S): row of
+  //    each slot, -1 when dropped or unassigned.
+  virtual void moe_plan(const Tensor& slot_expert, const Tensor& slot_priority, int64_t num_experts,
+                        int64_t capacity, Tensor& expert_counts, Tensor& expert_offsets, Tensor& row_slot,
+                        Tensor& slot_row);
+  // x (T, d) -> x_rows (R, d): each kept slot's token row.
+  virtual void moe_gather_rows(const Tensor& x, const Tensor& slot_row, const Tensor& token_offsets,
+                               Tensor& x_rows);
+  // g_rows (R, d) -> gx (T, d) = sum over each token's kept slots in slot order (overwrites gx).
+  virtual void moe_scatter_rows(const Tensor& g_rows, const Tensor& slot_row, const Tensor& token_offsets,
+                                Tensor& gx);
+  // out (T, d) = sum over each token's kept slots s, in slot order, of slot_weight[s] * y_rows[slot_row[s]].
+  virtual void moe_combine(const Tensor& y_rows, const Tensor& slot_weight, const Tensor& slot_row,
+                           const Tensor& token_offsets, Tensor& out);
+  // gy_rows[slot_row[s]] = slot_weight[s] * gout[t]; gslot_weight[s] = <y_rows[slot_row[s]], gout[t]>
+  // (0 for dropped slots).
+  virtual void moe_combine_backward(const Tensor& y_rows, const Tensor& slot_weight, const Tensor& slot_row,
+                                    const Tensor& token_offsets, const Tensor& gout, Tensor& gy_rows,
+                                    Tensor& gslot_weight);
+  // Grouped expert FFN over x_rows (R, d), expert e owning rows [expert_offsets[e], expert_offsets[e+1])
+  // (expert_offsets: host i64). Saves h (R, f) = x W1 + b1, g (R, f) = x W3 (swiglu; else undefined),
+  // a (R, f) = act(h) [* g]; writes y_rows (R, d) = a W2 + b2.
+  virtual void moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w,
+                              Tensor& h, Tensor& g, Tensor& a, Tensor& y_rows);
+  // Backward of moe_expert_ffn: gx_rows (R, d) and the weight gradients in `grads` (same shapes as w's
+  // defined tensors; overwritten, zero for experts without rows).
+  virtual void moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w,
+                                       const Tensor& h, const Tensor& g, const Tensor& a, const Tensor& gy_rows,
+                                       Tensor& gx_rows, ExpertWeights& grads);
 
  protected:
   [[noreturn]] void not_supported(const char* kernel) const;

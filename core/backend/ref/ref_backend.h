@@ -23,6 +23,23 @@ class RefBackend final : public Backend {
               double beta) override;
 
   // ---- further kernel families: one section per file ----
+  // moe_dispatch.cpp
+  void moe_plan(const Tensor& slot_expert, const Tensor& slot_priority, int64_t num_experts, int64_t capacity,
+                Tensor& expert_counts, Tensor& expert_offsets, Tensor& row_slot, Tensor& slot_row) override;
+  void moe_gather_rows(const Tensor& x, const Tensor& slot_row, const Tensor& token_offsets,
+                       Tensor& x_rows) override;
+  void moe_scatter_rows(const Tensor& g_rows, const Tensor& slot_row, const Tensor& token_offsets,
+                        Tensor& gx) override;
+  void moe_combine(const Tensor& y_rows, const Tensor& slot_weight, const Tensor& slot_row,
+                   const Tensor& token_offsets, Tensor& out) override;
+  void moe_combine_backward(const Tensor& y_rows, const Tensor& slot_weight, const Tensor& slot_row,
+                            const Tensor& token_offsets, const Tensor& gout, Tensor& gy_rows,
+                            Tensor& gslot_weight) override;
+  void moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w, Tensor& h,
+                      Tensor& g, Tensor& a, Tensor& y_rows) override;
+  void moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w,
+                               const Tensor& h, const Tensor& g, const Tensor& a, const Tensor& gy_rows,
+                               Tensor& gx_rows, ExpertWeights& grads) override;
   // optim.cpp
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p) override;
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, double lr, double momentum,

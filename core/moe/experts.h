@@ -1,0 +1,28 @@
+#pragma once
+// A stack of E FFN experts stored as stacked weights (the layout the grouped GEMM wants):
+//   w1 (E, d, f), b1 (E, f), w2 (E, f, d), b2 (E, d), w3 (E, d, f) for swiglu.
+// Expert e computes act(x w1[e] + b1[e]) w2[e] + b2[e] (swiglu: (silu(x w1[e] + b1[e]) * (x w3[e])) w2[e] + b2[e]).
+// Note the (in, out) layout: w1[e] is the transpose of an nn::Linear(d, f) weight.
+#include <cstdint>
+
+#include "core/backend/backend.h"
+#include "core/nn/init.h"
+#include "core/nn/module.h"
+
+namespace moelab::moe {
+
+class Experts : public nn::Module {
+ public:
+  // Initialized like nn::Linear layers of the same fan-in (per the init scheme).
+  Experts(int64_t num_experts, int64_t d_model, int64_t d_ff, ExpertActivation act, bool bias,
+          const nn::InitOptions& init, RngStream& rng, DType dtype = DType::f32);
+  ExpertWeights weights() const;
+  // x: (T, d) through expert e densely (reference path and tests) -> (T, d).
+  Tensor forward_expert(int64_t e, const Tensor& x) const;
+
+  int64_t num_experts, d_model, d_ff;
+  ExpertActivation act;
+  Tensor w1, b1, w2, b2, w3;
+};
+
+}  // namespace moelab::moe
