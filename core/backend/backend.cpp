@@ -37,6 +37,7 @@ void Backend::matmul(const Tensor&, const Tensor&, Tensor&, bool, bool, double, 
 }
 void Backend::softmax(const Tensor&, Tensor&, bool, int64_t) { not_supported("softmax"); }
 void Backend::softmax_backward(const Tensor&, const Tensor&, Tensor&, bool) { not_supported("softmax_backward"); }
+void Backend::logsumexp(const Tensor&, Tensor&) { not_supported("logsumexp"); }
 void Backend::layernorm(const Tensor&, const Tensor&, const Tensor&, double, Tensor&, Tensor&, Tensor&) {
   not_supported("layernorm");
 }
@@ -52,6 +53,7 @@ void Backend::scatter_add(const Tensor&, const Tensor&, int64_t, int64_t, int64_
 }
 void Backend::index_select_rows(const Tensor&, const Tensor&, Tensor&) { not_supported("index_select_rows"); }
 void Backend::index_add_rows(const Tensor&, const Tensor&, Tensor&) { not_supported("index_add_rows"); }
+void Backend::topk(const Tensor&, int64_t, Tensor&, Tensor&) { not_supported("topk"); }
 void Backend::im2col(const Tensor&, int64_t, int64_t, int64_t, int64_t, Tensor&) { not_supported("im2col"); }
 void Backend::col2im(const Tensor&, int64_t, int64_t, int64_t, int64_t, Tensor&) { not_supported("col2im"); }
 void Backend::cross_entropy(const Tensor&, const Tensor&, double, int64_t, Tensor&) {

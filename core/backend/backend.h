@@ -76,39 +76,53 @@ class Backend {
                       double beta);
 
   // ---- softmax family (last dim) ----
-  // x: (M, N) -> out: (M, N). causal: row r is query i = r % tq with keys j <= i + (N - tq) kept.
+  // x: (M, N) -> out: (M, N). causal_tq > 0 masks keys: row r is query i = r % causal_tq and keeps keys
+  // j <= i + (N - causal_tq) (bottom-right aligned, as with a key cache); masked entries get 0 (softmax)
+  // or -inf (log-softmax); a row with every key masked is all 0 / all -inf. causal_tq = 0: no mask.
   virtual void softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_tq);
-  // gx = y * (gy - sum(gy*y)) for softmax; gx = gy - exp(y) * sum(gy) for log-softmax.
+  // gx = y * (gy - sum(gy*y)) for softmax; gx = gy - exp(y) * sum(gy) for log-softmax, where entries with
+  // y = -inf (masked) get gx = 0 and are left out of sum(gy).
   virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log);
+  // x: (M, N) -> out: (M) = log(sum_j exp(x[m, j])); -inf for an all -inf row, +inf when a row holds +inf.
+  virtual void logsumexp(const Tensor& x, Tensor& out);
 
   // ---- normalization ----
-  // x: (M, N), gamma/beta: (N) or undefined -> out (M, N), mean (M), rstd (M)
+  // x: (M, N), gamma/beta: (N) or undefined -> out (M, N), mean (M), rstd (M) (x's dtype; biased variance,
+  // rstd = 1/sqrt(var + eps))
   virtual void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& out,
                          Tensor& mean, Tensor& rstd);
-  // -> gx (M, N); ggamma, gbeta (N) when defined
+  // -> gx (M, N); ggamma, gbeta (N) when defined (overwritten, not accumulated)
   virtual void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                                   const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta);
 
   // ---- indexing ----
-  // src viewed (O, N, I), index (O, M, I) int -> out (O, M, I): out[o,m,i] = src[o, index[o,m,i], i]
+  // Index tensors are i32 or i64; data tensors any dtype (scatter_add/index_add_rows: f32, f64, i32, i64).
+  // An index outside [0, n) throws an Error naming the kernel, the position and the value.
+  // src viewed (O, N, I), index (O, M, I) -> out (O, M, I): out[o,m,i] = src[o, index[o,m,i], i]
   virtual void gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m,
                       int64_t inner, Tensor& out);
-  // out (O, N, I) += src (O, M, I) scattered by index; deterministic (fixed order, no atomics).
+  // out (O, N, I) += src (O, M, I) scattered by index (O, M, I); deterministic (each output element adds
+  // its contributions in increasing m; no atomics).
   virtual void scatter_add(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m,
                            int64_t inner, Tensor& out);
   // rows: src (N, R), index (M) -> out (M, R)
   virtual void index_select_rows(const Tensor& src, const Tensor& index, Tensor& out);
-  // rows: out (N, R) += src (M, R) at index (M); deterministic.
+  // rows: out (N, R) += src (M, R) at index (M); deterministic (each row adds in increasing m).
   virtual void index_add_rows(const Tensor& src, const Tensor& index, Tensor& out);
+  // x: (M, N) float -> values (M, k) descending, indices (M, k) i64; ties -> lower index first; NaN counts
+  // as larger than every number.
+  virtual void topk(const Tensor& x, int64_t k, Tensor& values, Tensor& indices);
 
   // ---- convolution helpers (NCHW) ----
-  // x (C, H, W) one image -> cols (C*kh*kw, OH*OW)
+  // x (C, H, W) one image -> cols (C*kh*kw, OH*OW), OH = (H + 2 pad - kh) / stride + 1; row
+  // (c*kh + i)*kw + j, column oh*OW + ow holds x[c, oh*stride - pad + i, ow*stride - pad + j] (0 outside).
   virtual void im2col(const Tensor& x, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& cols);
   // cols (C*kh*kw, OH*OW) -> gx (C, H, W) (accumulated; gx zeroed by the caller)
   virtual void col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& gx);
 
   // ---- losses ----
-  // logits (M, C), target (M) i64 -> loss (M); ignored rows get 0. Smoothing eps spreads eps/C mass.
+  // logits (M, C), target (M) i32/i64 -> loss (M) = lse - (1-eps) x[target] - eps/C sum_c x[c]; rows whose
+  // target is ignore_index get 0; any other target outside [0, C) throws.
   virtual void cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
                              Tensor& loss);
   // glogits = gloss[m] * (softmax - smoothed one-hot), 0 on ignored rows.
@@ -116,9 +130,11 @@ class Backend {
                                       double smoothing, int64_t ignore_index, Tensor& glogits);
 
   // ---- random (Philox 4x32-10; element i uses counter offset + i, so every backend draws the same) ----
+  // out_i = lo + (hi - lo) u_i with u_i = philox::uniform_at(key, offset + i), kept below hi after rounding
   virtual void random_uniform(Tensor& out, uint64_t key, uint64_t offset, double lo, double hi);
+  // out_i = mean + std * philox::normal_at(key, offset + i)
   virtual void random_normal(Tensor& out, uint64_t key, uint64_t offset, double mean, double std);
-  // out = keep ? 1/(1-p) : 0
+  // out_i = u_i >= p ? 1/(1-p) : 0 (element i is kept with probability 1-p)
   virtual void dropout_mask(Tensor& out, uint64_t key, uint64_t offset, double p);
 
   // ---- optimizer updates (in place, per element; shared functions in core/kernels/optim.h) ----

@@ -24,3 +24,18 @@ void check_float(const Tensor& x, const char* op) {
 }
 
 }  // namespace moelab::detail
+
+namespace moelab::detail {
+
+void check_index(const Tensor& index, const char* op) {
+  MOELAB_CHECK(index.dtype() == DType::i32 || index.dtype() == DType::i64,
+               op << " needs an i32 or i64 index tensor, got " << dtype_name(index.dtype()));
+}
+
+Tensor contiguous_input(const Tensor& x) {
+  if (x.is_contiguous()) return x.detach();
+  NoGradGuard ng;
+  return x.contiguous().detach();
+}
+
+}  // namespace moelab::detail

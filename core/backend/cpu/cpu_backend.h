@@ -1,6 +1,7 @@
 #pragma once
 // The `cpu` backend's kernels; each family is defined in its own file in this folder.
 #include "core/backend/backend.h"
+#include "core/backend/ref/ref_backend.h"  // dispatch_float, dispatch_index, check_index_range
 
 namespace moelab {
 
@@ -23,6 +24,35 @@ class CpuBackend final : public Backend {
               double beta) override;
 
   // ---- further kernel families: one section per file ----
+  // softmax.cpp
+  void softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_tq) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
+  void logsumexp(const Tensor& x, Tensor& out) override;
+  // layernorm.cpp
+  void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& out, Tensor& mean,
+                 Tensor& rstd) override;
+  void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                          const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta) override;
+  // indexing.cpp
+  void gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
+              Tensor& out) override;
+  void scatter_add(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
+                   Tensor& out) override;
+  void index_select_rows(const Tensor& src, const Tensor& index, Tensor& out) override;
+  void index_add_rows(const Tensor& src, const Tensor& index, Tensor& out) override;
+  void topk(const Tensor& x, int64_t k, Tensor& values, Tensor& indices) override;
+  // conv.cpp
+  void im2col(const Tensor& x, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& cols) override;
+  void col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& gx) override;
+  // loss.cpp
+  void cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
+                     Tensor& loss) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& gloss, double smoothing,
+                              int64_t ignore_index, Tensor& glogits) override;
+  // random.cpp
+  void random_uniform(Tensor& out, uint64_t key, uint64_t offset, double lo, double hi) override;
+  void random_normal(Tensor& out, uint64_t key, uint64_t offset, double mean, double std) override;
+  void dropout_mask(Tensor& out, uint64_t key, uint64_t offset, double p) override;
   // moe_dispatch.cpp
   void moe_plan(const Tensor& slot_expert, const Tensor& slot_priority, int64_t num_experts, int64_t capacity,
                 Tensor& expert_counts, Tensor& expert_offsets, Tensor& row_slot, Tensor& slot_row) override;

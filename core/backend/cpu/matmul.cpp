@@ -22,8 +22,9 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool tran
   int64_t B = out.size(0), M = out.size(1), N = out.size(2);
   int64_t K = trans_a ? a.size(1) : a.size(2);
   if (M == 0 || N == 0) return;
-  if (K == 0) {
+  if (K == 0) {  // an empty sum: out = beta * out
     if (beta == 0) fill(out, 0.0);
+    else if (beta != 1) unary(UnaryOp::mul_scalar, out, out, beta);
     return;
   }
   dispatch_dtype(out.dtype(), [&]<typename T>() {

@@ -1,4 +1,4 @@
-// ref: reductions over the middle axis of (outer, n, inner), accumulated in double.
+// ref: reductions over the middle axis of (outer, n, inner), summed in double (int64 for integer data).
 #include "core/backend/ref/ref_backend.h"
 
 namespace moelab {
@@ -13,8 +13,9 @@ void RefBackend::reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, 
       for (int64_t i = 0; i < inner; ++i) {
         const T* p = px + o * n * inner + i;
         if (op == ReduceOp::sum) {
-          double acc = 0;
-          for (int64_t j = 0; j < n; ++j) acc += double(p[j * inner]);
+          // double for float data, int64 for integer data
+          std::conditional_t<std::is_floating_point_v<T>, double, int64_t> acc = 0;
+          for (int64_t j = 0; j < n; ++j) acc += p[j * inner];
           po[o * inner + i] = static_cast<T>(acc);
         } else {
           int64_t best = 0;

@@ -23,6 +23,13 @@ class RefBackend final : public Backend {
               double beta) override;
 
   // ---- further kernel families: one section per file ----
+  // optim.cpp
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p) override;
+  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, double lr, double momentum,
+                  double weight_decay, bool nesterov, bool first_step) override;
+  void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, double lr,
+                      double alpha, double eps, double weight_decay, bool centered) override;
+  double sum_squares(const Tensor& x) override;
   // moe_dispatch.cpp
   void moe_plan(const Tensor& slot_expert, const Tensor& slot_priority, int64_t num_experts, int64_t capacity,
                 Tensor& expert_counts, Tensor& expert_offsets, Tensor& row_slot, Tensor& slot_row) override;
@@ -40,13 +47,52 @@ class RefBackend final : public Backend {
   void moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w,
                                const Tensor& h, const Tensor& g, const Tensor& a, const Tensor& gy_rows,
                                Tensor& gx_rows, ExpertWeights& grads) override;
-  // optim.cpp
-  void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p) override;
-  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, double lr, double momentum,
-                  double weight_decay, bool nesterov, bool first_step) override;
-  void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, double lr,
-                      double alpha, double eps, double weight_decay, bool centered) override;
-  double sum_squares(const Tensor& x) override;
+  // softmax.cpp
+  void softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_tq) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
+  void logsumexp(const Tensor& x, Tensor& out) override;
+  // layernorm.cpp
+  void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& out, Tensor& mean,
+                 Tensor& rstd) override;
+  void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                          const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta) override;
+  // indexing.cpp
+  void gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
+              Tensor& out) override;
+  void scatter_add(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
+                   Tensor& out) override;
+  void index_select_rows(const Tensor& src, const Tensor& index, Tensor& out) override;
+  void index_add_rows(const Tensor& src, const Tensor& index, Tensor& out) override;
+  void topk(const Tensor& x, int64_t k, Tensor& values, Tensor& indices) override;
+  // conv.cpp
+  void im2col(const Tensor& x, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& cols) override;
+  void col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& gx) override;
+  // loss.cpp
+  void cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
+                     Tensor& loss) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& gloss, double smoothing,
+                              int64_t ignore_index, Tensor& glogits) override;
+  // random.cpp
+  void random_uniform(Tensor& out, uint64_t key, uint64_t offset, double lo, double hi) override;
+  void random_normal(Tensor& out, uint64_t key, uint64_t offset, double mean, double std) override;
+  void dropout_mask(Tensor& out, uint64_t key, uint64_t offset, double p) override;
 };
+
+// ---- helpers shared by the host backends (ref and cpu) ----
+
+// Calls f.template operator()<T>() for f32/f64; any other dtype is an error naming the kernel.
+template <typename F> void dispatch_float(DType t, const char* kernel, F&& f) {
+  if (t == DType::f32) return f.template operator()<float>();
+  if (t == DType::f64) return f.template operator()<double>();
+  MOELAB_FAIL("kernel '" << kernel << "' needs f32 or f64 data, got " << dtype_name(t));
+}
+// Calls f.template operator()<I>() for the index dtype (i32 or i64).
+template <typename F> void dispatch_index(DType t, const char* kernel, F&& f) {
+  if (t == DType::i64) return f.template operator()<int64_t>();
+  if (t == DType::i32) return f.template operator()<int32_t>();
+  MOELAB_FAIL("kernel '" << kernel << "' needs an i32 or i64 index, got " << dtype_name(t));
+}
+// Throws when an entry of `index` (contiguous, i32/i64) is outside [0, limit), naming the kernel.
+void check_index_range(const Tensor& index, int64_t limit, const char* kernel);
 
 }  // namespace moelab

@@ -1,0 +1,89 @@
+// cpu: softmax, log-softmax (with the causal mask), their backward and logsumexp. Rows run in parallel;
+// each row is reduced by one thread in index order, so results do not depend on the thread count.
+#include <cmath>
+#include <limits>
+
+#include "core/backend/cpu/cpu_backend.h"
+#include "core/backend/cpu/parallel.h"
+#include "core/kernels/softmax.h"
+
+namespace moelab {
+
+namespace {
+template <typename T> T row_max(const T* x, int64_t n) {
+  T mx = -std::numeric_limits<T>::infinity();
+  for (int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
+}  // namespace
+
+void CpuBackend::softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_tq) {
+  int64_t M = x.size(0), N = x.size(1);
+  dispatch_float(x.dtype(), "softmax", [&]<typename T>() {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    cpu::parallel_for(M, cpu::row_grain(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = px + r * N;
+        T* yr = po + r * N;
+        int64_t kept = kern::softmax_kept(r, N, causal_tq);
+        T shift = kern::softmax_shift(row_max(xr, kept));
+        double sum = 0;
+        for (int64_t j = 0; j < kept; ++j) {
+          T e = std::exp(xr[j] - shift);
+          sum += e;
+          if (!log) yr[j] = e;
+        }
+        if (log) {
+          T sub = shift + static_cast<T>(std::log(sum));
+          for (int64_t j = 0; j < kept; ++j) yr[j] = xr[j] - sub;
+        } else {
+          T inv = static_cast<T>(1.0 / sum);
+          for (int64_t j = 0; j < kept; ++j) yr[j] *= inv;
+        }
+        for (int64_t j = kept; j < N; ++j) yr[j] = kern::softmax_masked_value<T>(log);
+      }
+    });
+  });
+}
+
+void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) {
+  int64_t M = y.size(0), N = y.size(1);
+  dispatch_float(y.dtype(), "softmax_backward", [&]<typename T>() {
+    const T *py = y.data<T>(), *pg = gy.data<T>();
+    T* po = gx.data<T>();
+    cpu::parallel_for(M, cpu::row_grain(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T *yr = py + r * N, *gr = pg + r * N;
+        T* xr = po + r * N;
+        double dot = 0;
+        if (log) {
+          for (int64_t j = 0; j < N; ++j) dot += kern::log_softmax_counts(yr[j]) ? gr[j] : T(0);
+        } else {
+          for (int64_t j = 0; j < N; ++j) dot += double(gr[j]) * double(yr[j]);
+        }
+        T d = static_cast<T>(dot);
+        for (int64_t j = 0; j < N; ++j) xr[j] = kern::softmax_grad(yr[j], gr[j], d, log);
+      }
+    });
+  });
+}
+
+void CpuBackend::logsumexp(const Tensor& x, Tensor& out) {
+  int64_t M = x.size(0), N = x.size(1);
+  dispatch_float(x.dtype(), "logsumexp", [&]<typename T>() {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    cpu::parallel_for(M, cpu::row_grain(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = px + r * N;
+        T mx = row_max(xr, N), shift = kern::softmax_shift(mx);
+        double sum = 0;
+        for (int64_t j = 0; j < N; ++j) sum += std::exp(xr[j] - shift);
+        po[r] = static_cast<T>(kern::logsumexp_value(double(mx), sum));
+      }
+    });
+  });
+}
+
+}  // namespace moelab
