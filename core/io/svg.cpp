@@ -72,6 +72,10 @@ std::pair<double, double> data_range(const std::vector<double>& values, bool log
     double d = (hi - lo) * 0.05;
     return {lo - d, hi + d};
   }
+  if (pad && log) {
+    double f = std::pow(hi / lo, 0.05);
+    return {lo / f, hi * f};
+  }
   return {lo, hi};
 }
 

@@ -15,6 +15,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Removes this program's temporary directory when all tests are done.
+struct RemoveTempDir : ::testing::Environment {
+  void TearDown() override { fs::remove_all(fs::temp_directory_path() / ("moelab_test_config_" + std::to_string(::getpid()))); }
+};
+[[maybe_unused]] ::testing::Environment* const remove_temp_dir = ::testing::AddGlobalTestEnvironment(new RemoveTempDir);
+
 Schema make_schema() {
   Schema s("classify", "test task");
   s.add_int("seed", 0, "random seed").at_least(0);

@@ -15,6 +15,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Removes this program's temporary directory when all tests are done.
+struct RemoveTempDir : ::testing::Environment {
+  void TearDown() override { fs::remove_all(fs::temp_directory_path() / ("moelab_test_metrics_" + std::to_string(::getpid()))); }
+};
+[[maybe_unused]] ::testing::Environment* const remove_temp_dir = ::testing::AddGlobalTestEnvironment(new RemoveTempDir);
+
 fs::path fresh_dir(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("moelab_test_metrics_" + std::to_string(::getpid())) / name;
   fs::remove_all(dir);

@@ -16,6 +16,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Removes this program's temporary directory when all tests are done.
+struct RemoveTempDir : ::testing::Environment {
+  void TearDown() override { fs::remove_all(fs::temp_directory_path() / ("moelab_test_safetensors_" + std::to_string(::getpid()))); }
+};
+[[maybe_unused]] ::testing::Environment* const remove_temp_dir = ::testing::AddGlobalTestEnvironment(new RemoveTempDir);
+
 fs::path temp_dir() {
   fs::path dir = fs::temp_directory_path() / ("moelab_test_safetensors_" + std::to_string(::getpid()));
   fs::create_directories(dir);
