@@ -1,5 +1,6 @@
 // Linked when moelab is built without CUDA: every entry says so (DESIGN.md §2: no #ifdefs in callers).
 #include "core/backend/backend.h"
+#include "core/backend/device_select.h"
 
 namespace moelab {
 
@@ -25,5 +26,7 @@ Backend& cuda_backend() {
   return b;
 }
 bool cuda_built() { return false; }
+int cuda_device_count() { return 0; }
+std::string cuda_device_summary(int) { return "moelab was built without CUDA"; }
 
 }  // namespace moelab
