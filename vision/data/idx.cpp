@@ -60,9 +60,9 @@ IdxArray read_idx_u8(const std::string& path, int expected_rank) {
     MOELAB_CHECK(got == 4, "IDX file " << path << ": truncated header (size of dimension " << i << ")");
     int64_t d = (int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) | (int64_t{b[2]} << 8) | int64_t{b[3]};
     MOELAB_CHECK(d > 0, "IDX file " << path << ": dimension " << i << " has size 0");
-    payload *= d;
-    MOELAB_CHECK(payload <= kMaxPayloadBytes,
+    MOELAB_CHECK(d <= kMaxPayloadBytes / payload,
                  "IDX file " << path << ": header declares more than " << kMaxPayloadBytes << " bytes");
+    payload *= d;
     out.dims.push_back(d);
   }
   out.data.resize(static_cast<size_t>(payload));
