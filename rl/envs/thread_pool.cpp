@@ -1,28 +1,45 @@
 #include "rl/envs/thread_pool.h"
 
+#include <chrono>
 #include <stdexcept>
+#include <string>
 
 namespace moelab::rl {
 
 namespace {
-constexpr int kSpinIterations = 4000;
+constexpr auto kSpinTime = std::chrono::microseconds(30);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
 }
+
+// Spins until done() or kSpinTime passes; true when done.
+template <class Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (int spin = 0;; ++spin) {
+    if (done()) return true;
+    cpu_relax();
+    if ((spin & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads < 1) throw std::invalid_argument("ThreadPool: num_threads must be >= 1, got " + std::to_string(num_threads));
-  for (int t = 1; t < num_threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  // A worker may start after the first jobs (or the shutdown) were posted: it starts from generation 0.
+  for (int t = 1; t < num_threads; ++t) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
-  stop_.store(true);
-  generation_.fetch_add(1);
-  generation_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    stop_.store(true);
+    generation_.fetch_add(1);
+  }
+  job_posted_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
@@ -31,51 +48,57 @@ void ThreadPool::record_error() {
   if (!error_) error_ = std::current_exception();
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    uint64_t current = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; current == seen && spin < kSpinIterations; ++spin) {
-      cpu_relax();
-      current = generation_.load(std::memory_order_acquire);
-    }
-    while (current == seen) {
-      generation_.wait(seen, std::memory_order_acquire);
-      current = generation_.load(std::memory_order_acquire);
-    }
-    seen = current;
     if (stop_.load()) return;
-    try {
-      (*job_)(index);
-    } catch (...) {
-      record_error();
+    auto posted = [&] { return generation_.load() != seen; };
+    if (!spin_until(posted)) {
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      job_posted_.wait(lock, posted);
     }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    seen = generation_.load();
+    if (stop_.load()) return;
+    // Join only while the caller has not closed this generation (seq_cst on both sides: either we see
+    // it closed, or the caller sees us active and waits for us).
+    active_.fetch_add(1);
+    if (open_.load() == seen) {
+      try {
+        (*job_)();
+      } catch (...) {
+        record_error();
+      }
+    }
+    if (active_.fetch_sub(1) == 1) {
+      { std::lock_guard<std::mutex> lock(sleep_mutex_); }  // the caller is either before its check or asleep
+      job_done_.notify_all();
+    }
   }
 }
 
-void ThreadPool::run(const std::function<void(int)>& fn) {
+void ThreadPool::run(const std::function<void()>& fn) {
   error_ = nullptr;
   if (!workers_.empty()) {
     job_ = &fn;
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-    generation_.notify_all();
+    const uint64_t next = generation_.load() + 1;
+    open_.store(next);
+    {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      generation_.store(next);
+    }
+    job_posted_.notify_all();
   }
   try {
-    fn(0);
+    fn();
   } catch (...) {
     record_error();
   }
   if (!workers_.empty()) {
-    int left = pending_.load(std::memory_order_acquire);
-    for (int spin = 0; left != 0 && spin < kSpinIterations; ++spin) {
-      cpu_relax();
-      left = pending_.load(std::memory_order_acquire);
-    }
-    while (left != 0) {
-      pending_.wait(left, std::memory_order_acquire);
-      left = pending_.load(std::memory_order_acquire);
+    open_.store(0);
+    auto finished = [&] { return active_.load() == 0; };
+    if (!spin_until(finished)) {
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      job_done_.wait(lock, finished);
     }
   }
   if (error_) std::rethrow_exception(error_);

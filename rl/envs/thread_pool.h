@@ -1,7 +1,10 @@
 #pragma once
-// A small fork-join pool for stepping environments: run(fn) calls fn(t) for t in [0, size()) — t = 0 on
-// the calling thread — and returns when all are done. Workers spin briefly, then sleep on an atomic.
+// A small fork-join pool for stepping environments. run(fn) calls fn() on the calling thread and on each
+// worker that wakes up before the caller's own fn() returns; fn shares out its work through a counter of
+// its own (see VectorEnv::step), so a worker that the OS schedules late costs nothing: the others take
+// its share. Workers spin for a few microseconds between jobs, then sleep on a condition variable.
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -19,18 +22,22 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
-  // Rethrows the first exception thrown by any fn(t).
-  void run(const std::function<void(int)>& fn);
+  // Returns once fn() has returned on the caller and on every worker that joined; rethrows the first
+  // exception thrown by any of them.
+  void run(const std::function<void()>& fn);
 
  private:
-  void worker_loop(int index);
+  void worker_loop();
   void record_error();
 
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* job_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  const std::function<void()>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};  // bumped once per run (and at shutdown)
+  std::atomic<uint64_t> open_{0};        // the generation workers may still join; 0 = closed
+  std::atomic<int> active_{0};           // workers inside the current job
   std::atomic<bool> stop_{false};
+  std::mutex sleep_mutex_;
+  std::condition_variable job_posted_, job_done_;
   std::mutex error_mutex_;
   std::exception_ptr error_;
 };

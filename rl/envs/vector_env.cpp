@@ -1,11 +1,16 @@
 #include "rl/envs/vector_env.h"
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
 
 namespace moelab::rl {
+
+namespace {
+constexpr int kChunkSize = 32;  // envs per work item of a parallel step
+}
 
 const std::vector<ProtocolPreset>& protocol_presets() {
   static const std::vector<ProtocolPreset> kPresets = {
@@ -128,11 +133,16 @@ void VectorEnv::step(std::span<const int> actions) {
     step_range(0, n, actions.data());
     return;
   }
-  const int threads = pool_->size();
-  pool_->run([&](int t) {
-    const int begin = static_cast<int>(static_cast<int64_t>(n) * t / threads);
-    const int end = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / threads);
-    step_range(begin, end, actions.data());
+  // Chunks are handed out through an atomic counter: whichever thread is running takes the next one.
+  // Each env's result depends only on its own state, so who steps it does not matter.
+  const int chunk = std::max(1, std::min(kChunkSize, n / pool_->size()));
+  const int num_chunks = (n + chunk - 1) / chunk;
+  std::atomic<int> next_chunk{0};
+  pool_->run([&] {
+    for (int c = next_chunk.fetch_add(1, std::memory_order_relaxed); c < num_chunks;
+         c = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
+      step_range(c * chunk, std::min(n, (c + 1) * chunk), actions.data());
+    }
   });
 }
 

@@ -1,6 +1,7 @@
 // numpy legacy RandomState reproduced: check values from numpy 1.24 (RandomState(seed)).
 #include <gtest/gtest.h>
 
+#include <random>
 #include <vector>
 
 #include "rl/envs/numpy_random.h"
@@ -73,4 +74,17 @@ TEST(NumpyRandom, ReseedRestartsTheStream) {
   rng.randint(5);
   rng.seed(42);
   EXPECT_EQ(rng.rand(), 0.37454011884736249);
+}
+
+TEST(Mt19937, EqualsStdMt19937) {
+  for (uint32_t seed : {0u, 1u, 42u, 5489u, 4294967295u}) {
+    moelab::rl::Mt19937 ours(seed);
+    std::mt19937 reference(seed);
+    for (int i = 0; i < 3000; ++i) ASSERT_EQ(ours(), static_cast<uint32_t>(reference())) << "seed " << seed << " draw " << i;
+  }
+  // The 10000th output of the default-seeded generator, as the C++ standard requires.
+  moelab::rl::Mt19937 standard;
+  uint32_t value = 0;
+  for (int i = 0; i < 10000; ++i) value = standard();
+  EXPECT_EQ(value, 4123659995u);
 }

@@ -2,7 +2,9 @@
 // observation, protocols, time limits, thread-count independence.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "rl/envs/vector_env.h"
@@ -159,4 +161,22 @@ TEST(VectorEnv, PerEnvSeedsAndCallerBuffer) {
   config.seeds = {1, 2, 3};
   EXPECT_THROW(VectorEnv{config}, std::invalid_argument);
   EXPECT_THROW(protocol_preset("atari"), std::invalid_argument);
+}
+
+TEST(ThreadPool, SharesWorkAndSurvivesLateWorkersAndErrors) {
+  for (int i = 0; i < 100; ++i) ThreadPool quick(3);  // destroyed before its workers may even start
+  ThreadPool pool(3);
+  EXPECT_EQ(pool.size(), 3);
+  for (int run = 0; run < 2000; ++run) {
+    std::atomic<int> next{0}, sum{0};
+    pool.run([&] {
+      for (int i = next.fetch_add(1); i < 100; i = next.fetch_add(1)) sum.fetch_add(i);
+    });
+    ASSERT_EQ(sum.load(), 4950) << "run " << run;
+  }
+  std::atomic<int> calls{0};
+  EXPECT_THROW(pool.run([&] {
+    if (calls.fetch_add(1) == 0) throw std::runtime_error("boom");
+  }), std::runtime_error);
+  EXPECT_THROW(ThreadPool(0), std::invalid_argument);
 }
