@@ -81,9 +81,19 @@ void check_adamw(DType dtype, double tol) {
     opt.zero_grad();
     loss_of(block->forward(x), target).backward();
     opt.step();
-    for (const auto& [name, p] : block->named_parameters())
-      EXPECT_LT(relative_error(p, g.get("adamw." + std::to_string(step) + "." + name, DType::f64)), tol)
-          << "step " << step << " " << name;
+    for (const auto& [name, p] : block->named_parameters()) {
+      Tensor want = g.get("adamw." + std::to_string(step) + "." + name, DType::f64);
+      if (name == "attn.qkv.bias") {
+        // The key bias (rows d..2d) has an exactly zero gradient (it shifts every score of a query
+        // equally), so both sides update it by lr * noise / (|noise| + eps): rounding noise, not maths.
+        for (int64_t part : {0, 2})
+          EXPECT_LT(relative_error(p.slice(0, part * 16, part * 16 + 16), want.slice(0, part * 16, part * 16 + 16)),
+                    tol)
+              << "step " << step << " " << name << " part " << part;
+        continue;
+      }
+      EXPECT_LT(relative_error(p, want), tol) << "step " << step << " " << name;
+    }
   }
 }
 
