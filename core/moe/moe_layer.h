@@ -39,11 +39,11 @@ struct MoELayerOptions {
 
 // Caller-supplied inputs of the following forwards (set_context); every field is optional.
 struct MoEForwardContext {
-  Tensor labels;      // (T) or (B) i64 >= 0: routing-monitor labels per token or per sequence
-  Tensor groups;      // (T) or (B) i64 in [0, num_groups): LIMoE entropy groups (modality)
+  Tensor labels{};    // (T) or (B) i64 >= 0: routing-monitor labels per token or per sequence
+  Tensor groups{};    // (T) or (B) i64 in [0, num_groups): LIMoE entropy groups (modality)
   int64_t num_groups = 0;
-  Tensor token_ids;   // (T) i64: hash-routing keys (default: the position in the sequence)
-  std::shared_ptr<const RoutingRecord> replay;  // replay this routing (expert choice held fixed)
+  Tensor token_ids{}; // (T) i64: hash-routing keys (default: the position in the sequence)
+  std::shared_ptr<const RoutingRecord> replay{};  // replay this routing (expert choice held fixed)
 };
 
 class MoELayer : public nn::Module {
