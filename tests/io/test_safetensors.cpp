@@ -292,3 +292,23 @@ TEST(SafetensorsMalformed, MissingFileIsAnError) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/x.safetensors: cannot open"), std::string::npos);
   }
 }
+
+TEST(SafetensorsMalformed, EveryTruncationAndByteFlipIsRejectedCleanly) {
+  std::vector<float> a = {1, 2, 3};
+  std::vector<int64_t> b = {7};
+  const std::string good = serialize_safetensors({view_of("a", a, {3}), view_of("b", b, {})}, {{"k", "v"}});
+  for (size_t n = 0; n < good.size(); ++n) EXPECT_NE(parse_error(good.substr(0, n)), "") << "prefix " << n;
+  // Flipping any header byte must either still parse or give a SafetensorsError, never another failure.
+  size_t rejected = 0;
+  for (size_t i = 0; i < good.size() - 20; ++i)
+    for (unsigned char mask : {0x01, 0x20, 0x80}) {
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ mask);
+      try {
+        parse_safetensors(bad, "flip");
+      } catch (const SafetensorsError&) {
+        ++rejected;
+      }
+    }
+  EXPECT_GT(rejected, good.size());
+}

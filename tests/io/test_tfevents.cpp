@@ -204,3 +204,13 @@ TEST(TfEvents, MalformedMessageInsideValidFraming) {
         << e.what();
   }
 }
+
+TEST(TfEvents, EveryByteFlipIsDetected) {
+  const std::string good = frame_record(encode_file_version_event(1.0)) +
+                           frame_record(encode_scalar_event(2.0, 7, {{"train/loss", 1.5f}}));
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] ^= 0x10;
+    EXPECT_THROW(parse_event_file(bad, "ev"), EventFileError) << "byte " << i;
+  }
+}
