@@ -10,9 +10,10 @@ namespace moelab {
 Device resolve_device(const std::string& spec) {
   Device d = Device::parse(spec);
   if (d.is_cpu()) return d;
-  MOELAB_CHECK(cuda_built(), "device = \"" << spec
-                                           << "\" needs CUDA, but moelab was built without it: rebuild on a "
-                                              "machine with nvcc (cmake -DMOELAB_CUDA=ON) or use device = \"cpu\"");
+  MOELAB_CHECK(cuda_built(), "device = \""
+                                 << spec
+                                 << "\" needs CUDA, but moelab was built without it: rebuild on a "
+                                    "machine with nvcc (cmake -DMOELAB_CUDA=ON) or use device = \"cpu\"");
   int count = cuda_device_count();
   MOELAB_CHECK(count > 0, "device = \"" << spec << "\" requested, but " << cuda_device_summary(d.index)
                                         << "; use device = \"cpu\" on this machine");

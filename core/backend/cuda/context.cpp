@@ -29,7 +29,8 @@ void throw_cuda_error(const char* file, int line, const char* expr, cudaError_t 
 
 void throw_cublas_error(const char* file, int line, const char* expr, cublasStatus_t status) {
   std::ostringstream os;
-  os << "cuBLAS error " << cublasGetStatusName(status) << " (" << cublasGetStatusString(status) << ") in " << expr;
+  os << "cuBLAS error " << cublasGetStatusName(status) << " (" << cublasGetStatusString(status) << ") in "
+     << expr;
   throw_error(file, line, os.str());
 }
 
@@ -77,8 +78,12 @@ Context& context() {
 
 DeviceState& state(int device) {
   Context& c = context();
-  MOELAB_CHECK(device >= 0 && device < c.count,
-               "cuda:" << device << " requested, but " << c.count << " CUDA device(s) are present");
+  if (device < 0 || device >= c.count) [[unlikely]] {
+    if (c.count == 0)
+      MOELAB_FAIL("cuda:" << device << " requested, but " << cuda_device_summary(device)
+                          << "; use the cpu device on this machine");
+    MOELAB_FAIL("cuda:" << device << " requested, but this machine has " << c.count << " CUDA device(s)");
+  }
   DeviceState& s = *c.devices[device];
   std::call_once(s.init_once, [&] {
     MOELAB_CUDA_CHECK(cudaSetDevice(device));
@@ -121,7 +126,8 @@ cublasHandle_t cublas(int device) {
     s.cublas_tf32 = !want_tf32;  // force the math mode to be set below
   }
   if (s.cublas_tf32 != want_tf32) {
-    MOELAB_CUBLAS_CHECK(cublasSetMathMode(s.cublas, want_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    MOELAB_CUBLAS_CHECK(
+        cublasSetMathMode(s.cublas, want_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     s.cublas_tf32 = want_tf32;
   }
   return s.cublas;

@@ -12,8 +12,8 @@ namespace {
 
 // x (C, H, W) -> cols (C*kh*kw, OH*OW); one thread per column-matrix entry.
 template <typename T>
-__global__ void im2col_kernel(const T* x, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t stride,
-                              int64_t pad, int64_t OH, int64_t OW, T* cols) {
+__global__ void im2col_kernel(const T* x, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                              int64_t stride, int64_t pad, int64_t OH, int64_t OW, T* cols) {
   int64_t L = OH * OW;
   MOELAB_GRID_STRIDE(t, C * kh * kw * L) {
     int64_t row = t / L, col = t % L;
@@ -25,8 +25,8 @@ __global__ void im2col_kernel(const T* x, int64_t C, int64_t H, int64_t W, int64
 
 // cols (C*kh*kw, OH*OW) -> gx (C, H, W) += ...; one thread per image element.
 template <typename T>
-__global__ void col2im_kernel(const T* cols, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t stride,
-                              int64_t pad, int64_t OH, int64_t OW, T* gx) {
+__global__ void col2im_kernel(const T* cols, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                              int64_t stride, int64_t pad, int64_t OH, int64_t OW, T* gx) {
   MOELAB_GRID_STRIDE(t, C * H * W) {
     int64_t c = t / (H * W), h = t / W % H, w = t % W;
     double acc = static_cast<double>(gx[t]);
@@ -54,21 +54,22 @@ void CudaBackend::im2col(const Tensor& x, int64_t kh, int64_t kw, int64_t stride
   int dev = device_of(x);
   cudaStream_t st = stream_for(x);
   for_float_dtype(x.dtype(), "im2col", [&]<typename T>() {
-    im2col_kernel<T><<<grid_for(total, dev), kThreads, 0, st>>>(x.data<T>(), C, H, W, kh, kw, stride, pad, OH, OW,
-                                                                cols.data<T>());
+    im2col_kernel<T><<<grid_for(total, dev), kThreads, 0, st>>>(x.data<T>(), C, H, W, kh, kw, stride, pad, OH,
+                                                                OW, cols.data<T>());
   });
   MOELAB_CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& gx) {
+void CudaBackend::col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
+                         Tensor& gx) {
   int64_t C = gx.size(0), H = gx.size(1), W = gx.size(2);
   int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1;
   if (C * H * W == 0 || OH <= 0 || OW <= 0) return;
   int dev = device_of(gx);
   cudaStream_t st = stream_for(gx);
   for_float_dtype(cols.dtype(), "col2im", [&]<typename T>() {
-    col2im_kernel<T><<<grid_for(C * H * W, dev), kThreads, 0, st>>>(cols.data<T>(), C, H, W, kh, kw, stride, pad, OH,
-                                                                     OW, gx.data<T>());
+    col2im_kernel<T><<<grid_for(C * H * W, dev), kThreads, 0, st>>>(cols.data<T>(), C, H, W, kh, kw, stride,
+                                                                    pad, OH, OW, gx.data<T>());
   });
   MOELAB_CUDA_CHECK_LAUNCH();
 }

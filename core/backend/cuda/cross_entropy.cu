@@ -15,7 +15,8 @@ using namespace cuda;
 namespace {
 
 // The row's shift (max ignoring NaN, 0 when infinite) and sum of exp(x - shift).
-template <typename T> __device__ __forceinline__ void row_stats(const T* xr, int64_t C, double& shift, double& sum) {
+template <typename T>
+__device__ __forceinline__ void row_stats(const T* xr, int64_t C, double& shift, double& sum) {
   T mx = -std::numeric_limits<T>::infinity();
   for (int64_t c = threadIdx.x; c < C; c += kRowThreads) mx = xr[c] > mx ? xr[c] : mx;
   shift = kern::softmax_shift(static_cast<double>(block_reduce(mx, MaxOp{})));
@@ -62,9 +63,9 @@ __global__ void cross_entropy_kernel(const T* logits, const I* target, double sm
 
 // -> glogits (M, C) = gloss[m] * (softmax - smoothed one-hot), 0 on ignored rows
 template <typename T, typename I>
-__global__ void cross_entropy_backward_kernel(const T* logits, const I* target, const T* gloss, double smoothing,
-                                              int64_t ignore_index, T* glogits, int64_t M, int64_t C,
-                                              unsigned long long* bad) {
+__global__ void cross_entropy_backward_kernel(const T* logits, const I* target, const T* gloss,
+                                              double smoothing, int64_t ignore_index, T* glogits, int64_t M,
+                                              int64_t C, unsigned long long* bad) {
   for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
     int64_t t = row_target(target, r, C, ignore_index, bad);
     T* gr = glogits + r * C;
@@ -83,7 +84,8 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const I* target, 
   }
 }
 
-void check_targets(const IndexFault& fault, const Tensor& target, int64_t C, int64_t ignore_index, const char* k) {
+void check_targets(const IndexFault& fault, const Tensor& target, int64_t C, int64_t ignore_index,
+                   const char* k) {
   int64_t bad = fault.first_bad();
   MOELAB_CHECK(bad < 0, k << ": target " << read_index_at(target, bad < 0 ? 0 : bad) << " at row " << bad
                           << " is not a class in [0, " << C << ") nor ignore_index " << ignore_index);
@@ -91,8 +93,8 @@ void check_targets(const IndexFault& fault, const Tensor& target, int64_t C, int
 
 }  // namespace
 
-void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
-                                Tensor& loss) {
+void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& target, double smoothing,
+                                int64_t ignore_index, Tensor& loss) {
   int64_t M = logits.size(0), C = logits.size(1);
   if (M == 0) return;
   int dev = device_of(logits);
@@ -118,8 +120,8 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
   for_float_dtype(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
     for_index_dtype(target.dtype(), "cross_entropy_backward", [&]<typename I>() {
       cross_entropy_backward_kernel<T, I><<<row_grid(M), kRowThreads, 0, st>>>(
-          logits.data<T>(), target.data<I>(), gloss.data<T>(), smoothing, ignore_index, glogits.data<T>(), M, C,
-          fault.slot());
+          logits.data<T>(), target.data<I>(), gloss.data<T>(), smoothing, ignore_index, glogits.data<T>(), M,
+          C, fault.slot());
     });
   });
   MOELAB_CUDA_CHECK_LAUNCH();

@@ -42,12 +42,12 @@ class CudaBackend final : public Backend {
   // cross_entropy.cu
   void cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
                      Tensor& loss) override;
-  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& gloss, double smoothing,
-                              int64_t ignore_index, Tensor& glogits) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& gloss,
+                              double smoothing, int64_t ignore_index, Tensor& glogits) override;
 
   // layernorm.cu
-  void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& out, Tensor& mean,
-                 Tensor& rstd) override;
+  void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& out,
+                 Tensor& mean, Tensor& rstd) override;
   void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                           const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta) override;
 
@@ -75,6 +75,26 @@ class CudaBackend final : public Backend {
                   double weight_decay, bool nesterov, bool first_step) override;
   void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, double lr,
                       double alpha, double eps, double weight_decay, bool centered) override;
+
+  // moe_dispatch.cu
+  void moe_plan(const Tensor& slot_expert, const Tensor& slot_priority, int64_t num_experts, int64_t capacity,
+                Tensor& expert_counts, Tensor& expert_offsets, Tensor& row_slot, Tensor& slot_row) override;
+  void moe_gather_rows(const Tensor& x, const Tensor& slot_row, const Tensor& token_offsets,
+                       Tensor& x_rows) override;
+  void moe_scatter_rows(const Tensor& g_rows, const Tensor& slot_row, const Tensor& token_offsets,
+                        Tensor& gx) override;
+  void moe_combine(const Tensor& y_rows, const Tensor& slot_weight, const Tensor& slot_row,
+                   const Tensor& token_offsets, Tensor& out) override;
+  void moe_combine_backward(const Tensor& y_rows, const Tensor& slot_weight, const Tensor& slot_row,
+                            const Tensor& token_offsets, const Tensor& gout, Tensor& gy_rows,
+                            Tensor& gslot_weight) override;
+
+  // moe_ffn.cu (expert_offsets on the host; see there)
+  void moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w, Tensor& h,
+                      Tensor& g, Tensor& a, Tensor& y_rows) override;
+  void moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& expert_offsets, const ExpertWeights& w,
+                               const Tensor& h, const Tensor& g, const Tensor& a, const Tensor& gy_rows,
+                               Tensor& gx_rows, ExpertWeights& grads) override;
 };
 
 }  // namespace moelab

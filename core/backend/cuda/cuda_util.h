@@ -19,18 +19,19 @@ namespace moelab::cuda {
 }  // namespace moelab::cuda
 
 // Every CUDA runtime call goes through this: an error throws moelab::Error naming the call and file:line.
-#define MOELAB_CUDA_CHECK(expr)                                                        \
-  do {                                                                                 \
-    cudaError_t moelab_cuda_err_ = (expr);                                             \
-    if (moelab_cuda_err_ != cudaSuccess) [[unlikely]]                                  \
-      ::moelab::cuda::throw_cuda_error(__FILE__, __LINE__, #expr, moelab_cuda_err_);   \
+#define MOELAB_CUDA_CHECK(expr)                                                      \
+  do {                                                                               \
+    cudaError_t moelab_cuda_err_ = (expr);                                           \
+    if (moelab_cuda_err_ != cudaSuccess) [[unlikely]]                                \
+      ::moelab::cuda::throw_cuda_error(__FILE__, __LINE__, #expr, moelab_cuda_err_); \
   } while (0)
-// After every kernel launch: catches bad launch configurations (asynchronous faults surface at the next sync).
+// After every kernel launch: catches bad launch configurations (asynchronous faults surface at the next
+// sync).
 #define MOELAB_CUDA_CHECK_LAUNCH() MOELAB_CUDA_CHECK(cudaGetLastError())
-#define MOELAB_CUBLAS_CHECK(expr)                                                      \
-  do {                                                                                 \
-    cublasStatus_t moelab_cublas_st_ = (expr);                                         \
-    if (moelab_cublas_st_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                       \
+#define MOELAB_CUBLAS_CHECK(expr)                                                       \
+  do {                                                                                  \
+    cublasStatus_t moelab_cublas_st_ = (expr);                                          \
+    if (moelab_cublas_st_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                        \
       ::moelab::cuda::throw_cublas_error(__FILE__, __LINE__, #expr, moelab_cublas_st_); \
   } while (0)
 
@@ -56,13 +57,17 @@ int sm_count(int device);
 // Scratch memory for one kernel sequence, returned to the pool (stream-ordered) when it goes out of scope.
 class Scratch {
  public:
-  Scratch(size_t nbytes, int device) : device_(device), ptr_(nbytes ? pool_allocate(nbytes, device) : nullptr) {}
+  Scratch(size_t nbytes, int device)
+      : device_(device), ptr_(nbytes ? pool_allocate(nbytes, device) : nullptr) {}
   ~Scratch() {
     if (ptr_) pool_free(ptr_, device_);
   }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
-  template <typename T> T* as() const { return static_cast<T*>(ptr_); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
   void* get() const { return ptr_; }
 
  private:

@@ -9,15 +9,18 @@ using namespace cuda;
 
 namespace {
 
-template <typename T> __global__ void fill_kernel(T* out, int64_t n, T value) {
+template <typename T>
+__global__ void fill_kernel(T* out, int64_t n, T value) {
   MOELAB_GRID_STRIDE(i, n) out[i] = value;
 }
 
-template <typename S, typename D> __global__ void copy_contiguous_kernel(const S* src, D* dst, int64_t n) {
+template <typename S, typename D>
+__global__ void copy_contiguous_kernel(const S* src, D* dst, int64_t n) {
   MOELAB_GRID_STRIDE(i, n) dst[i] = static_cast<D>(src[i]);
 }
 
-template <typename S, typename D> __global__ void copy_strided_kernel(const S* src, D* dst, int64_t n, StridedMap<2> map) {
+template <typename S, typename D>
+__global__ void copy_strided_kernel(const S* src, D* dst, int64_t n, StridedMap<2> map) {
   MOELAB_GRID_STRIDE(i, n) {
     int64_t off[2];
     map.offsets(i, off);
@@ -65,9 +68,11 @@ void CudaBackend::fill(Tensor& out, double value) {
 
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   int64_t n = dst.numel();
-  MOELAB_CHECK(src.shape() == dst.shape(), "cuda copy: shapes " << src.shape().str() << " and " << dst.shape().str());
+  MOELAB_CHECK(src.shape() == dst.shape(),
+               "cuda copy: shapes " << src.shape().str() << " and " << dst.shape().str());
   MOELAB_CHECK(src.device() == dst.device(), "cuda copy: tensors on " << src.device().str() << " and "
-                                                                      << dst.device().str() << " (use copy_across)");
+                                                                      << dst.device().str()
+                                                                      << " (use copy_across)");
   if (n == 0) return;
   cudaStream_t st = stream_for(dst);
   unsigned grid = grid_for(n, device_of(dst));
@@ -119,8 +124,8 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& 
   if (n == 0) return;
   cudaStream_t st = stream_for(out);
   unsigned grid = grid_for(n, device_of(out));
-  bool contiguous = a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.numel() == n &&
-                    b.numel() == n;
+  bool contiguous =
+      a.is_contiguous() && b.is_contiguous() && out.is_contiguous() && a.numel() == n && b.numel() == n;
   dispatch_dtype(out.dtype(), [&]<typename T>() {
     const T *pa = a.data<T>(), *pb = b.data<T>();
     T* po = out.data<T>();

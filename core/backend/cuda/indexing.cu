@@ -15,7 +15,8 @@ using namespace cuda;
 
 namespace {
 
-template <typename T> using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+template <typename T>
+using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 
 // src viewed (O, N, I), index (O, M, I) -> out (O, M, I)
 template <typename T, typename I>
@@ -67,8 +68,8 @@ __global__ void scatter_runs_kernel(const T* src, const uint64_t* keys, const in
 
 // rows: src (N, R), index (M) -> out (M, R)
 template <typename T, typename I>
-__global__ void index_select_rows_kernel(const T* src, const I* index, int64_t N, int64_t R, T* out, int64_t total,
-                                         unsigned long long* bad) {
+__global__ void index_select_rows_kernel(const T* src, const I* index, int64_t N, int64_t R, T* out,
+                                         int64_t total, unsigned long long* bad) {
   MOELAB_GRID_STRIDE(t, total) {
     int64_t j = t / R, r = t % R;
     I v = index[j];
@@ -97,8 +98,8 @@ __global__ void row_keys_kernel(const I* index, int64_t N, int64_t M, uint64_t* 
 
 // Thread (q, r) with q the start of a run of equal rows adds the run's src rows, column r, in order.
 template <typename T>
-__global__ void add_row_runs_kernel(const T* src, const uint64_t* keys, const int64_t* values, int64_t M, int64_t R,
-                                    T* out) {
+__global__ void add_row_runs_kernel(const T* src, const uint64_t* keys, const int64_t* values, int64_t M,
+                                    int64_t R, T* out) {
   MOELAB_GRID_STRIDE(t, M * R) {
     int64_t q = t / R, r = t % R;
     uint64_t key = keys[q];
@@ -111,18 +112,21 @@ __global__ void add_row_runs_kernel(const T* src, const uint64_t* keys, const in
 }
 
 // Top-k order: NaN before numbers (NaNs by index), then larger values, then lower index.
-template <typename T> struct Cand {
+template <typename T>
+struct Cand {
   T v;
   int64_t i;
 };
-template <typename T> __device__ __forceinline__ bool comes_before(const Cand<T>& a, const Cand<T>& b) {
+template <typename T>
+__device__ __forceinline__ bool comes_before(const Cand<T>& a, const Cand<T>& b) {
   bool an = a.v != a.v, bn = b.v != b.v;
   if (an != bn) return an;
   if (!an && a.v != b.v) return a.v > b.v;
   return a.i < b.i;
 }
 struct FirstOp {
-  template <typename C> __device__ __forceinline__ C operator()(const C& a, const C& b) const {
+  template <typename C>
+  __device__ __forceinline__ C operator()(const C& a, const C& b) const {
     if (b.i < 0) return a;
     if (a.i < 0) return b;
     return comes_before(b, a) ? b : a;
@@ -155,8 +159,8 @@ __global__ void topk_kernel(const T* x, int64_t M, int64_t N, int64_t k, T* valu
 
 }  // namespace
 
-void CudaBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
-                         Tensor& out) {
+void CudaBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m,
+                         int64_t inner, Tensor& out) {
   int64_t total = outer * m * inner;
   if (total == 0) return;
   int dev = device_of(src);
@@ -164,8 +168,8 @@ void CudaBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, 
   IndexFault fault(dev);
   dispatch_dtype(src.dtype(), [&]<typename T>() {
     for_index_dtype(index.dtype(), "gather", [&]<typename I>() {
-      gather_kernel<T, I><<<grid_for(total, dev), kThreads, 0, st>>>(src.data<T>(), index.data<I>(), n, m, inner,
-                                                                     out.data<T>(), total, fault.slot());
+      gather_kernel<T, I><<<grid_for(total, dev), kThreads, 0, st>>>(
+          src.data<T>(), index.data<I>(), n, m, inner, out.data<T>(), total, fault.slot());
     });
   });
   MOELAB_CUDA_CHECK_LAUNCH();
@@ -183,15 +187,15 @@ void CudaBackend::scatter_add(const Tensor& src, const Tensor& index, int64_t ou
   int64_t* v = values.as<int64_t>();
   IndexFault fault(dev);
   for_index_dtype(index.dtype(), "scatter_add", [&]<typename I>() {
-    scatter_keys_kernel<I><<<grid_for(total, dev), kThreads, 0, st>>>(index.data<I>(), n, m, inner, total, k, v,
-                                                                      fault.slot());
+    scatter_keys_kernel<I>
+        <<<grid_for(total, dev), kThreads, 0, st>>>(index.data<I>(), n, m, inner, total, k, v, fault.slot());
   });
   MOELAB_CUDA_CHECK_LAUNCH();
   fault.check("scatter_add", index, n);
   sort_pairs(k, k + total, v, v + total, total, key_bits_for(uint64_t(outer * inner * n - 1)), dev);
   dispatch_dtype(src.dtype(), [&]<typename T>() {
-    scatter_runs_kernel<T><<<grid_for(total, dev), kThreads, 0, st>>>(src.data<T>(), k + total, v + total, total, n,
-                                                                      inner, out.data<T>());
+    scatter_runs_kernel<T><<<grid_for(total, dev), kThreads, 0, st>>>(src.data<T>(), k + total, v + total,
+                                                                      total, n, inner, out.data<T>());
   });
   MOELAB_CUDA_CHECK_LAUNCH();
 }
@@ -228,8 +232,8 @@ void CudaBackend::index_add_rows(const Tensor& src, const Tensor& index, Tensor&
   fault.check("index_add_rows", index, N);
   sort_pairs(k, k + M, v, v + M, M, key_bits_for(uint64_t(N - 1)), dev);
   dispatch_dtype(src.dtype(), [&]<typename T>() {
-    add_row_runs_kernel<T><<<grid_for(M * R, dev), kThreads, 0, st>>>(src.data<T>(), k + M, v + M, M, R,
-                                                                      out.data<T>());
+    add_row_runs_kernel<T>
+        <<<grid_for(M * R, dev), kThreads, 0, st>>>(src.data<T>(), k + M, v + M, M, R, out.data<T>());
   });
   MOELAB_CUDA_CHECK_LAUNCH();
 }

@@ -12,15 +12,15 @@
 namespace moelab::cuda {
 
 // for (i = global thread; i < n; i += all threads)
-#define MOELAB_GRID_STRIDE(i, n)                                                             \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, moelab_gs_step_ =         \
-                                                                        int64_t(blockDim.x) * \
-                                                                        gridDim.x;           \
+#define MOELAB_GRID_STRIDE(i, n)                                   \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, \
+               moelab_gs_step_ = int64_t(blockDim.x) * gridDim.x;  \
        i < (n); i += moelab_gs_step_)
 
 // Element offsets of N operands that share one logical shape but have their own strides. Adjacent dims
 // that are contiguous in every operand are merged on the host, so most calls walk one or two dims.
-template <int N> struct StridedMap {
+template <int N>
+struct StridedMap {
   int nd = 0;
   int64_t shape[kMaxDims];
   int64_t strides[N][kMaxDims];
@@ -35,7 +35,8 @@ template <int N> struct StridedMap {
   }
 };
 
-template <int N> StridedMap<N> make_strided_map(const Shape& shape, const std::array<const Strides*, N>& st) {
+template <int N>
+StridedMap<N> make_strided_map(const Shape& shape, const std::array<const Strides*, N>& st) {
   StridedMap<N> m;
   for (int d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;  // size-1 dims contribute nothing
@@ -63,7 +64,8 @@ inline unsigned row_grid(int64_t rows) {
 
 // Combines one value per thread over the block in a fixed tree order (bitwise reproducible); every
 // thread gets the result. Requires blockDim.x == kRowThreads; `op` must be associative.
-template <typename A, typename Op> __device__ __forceinline__ A block_reduce(A v, Op op) {
+template <typename A, typename Op>
+__device__ __forceinline__ A block_reduce(A v, Op op) {
   __shared__ A shm[kRowThreads];
   shm[threadIdx.x] = v;
   __syncthreads();
@@ -76,32 +78,44 @@ template <typename A, typename Op> __device__ __forceinline__ A block_reduce(A v
   return r;
 }
 struct SumOp {
-  template <typename A> __device__ __forceinline__ A operator()(A a, A b) const { return a + b; }
+  template <typename A>
+  __device__ __forceinline__ A operator()(A a, A b) const {
+    return a + b;
+  }
 };
 // The larger of two values that are never NaN (partial maxima that skipped NaN inputs).
 struct MaxOp {
-  template <typename A> __device__ __forceinline__ A operator()(A a, A b) const { return b > a ? b : a; }
+  template <typename A>
+  __device__ __forceinline__ A operator()(A a, A b) const {
+    return b > a ? b : a;
+  }
 };
-template <typename A> __device__ __forceinline__ A block_sum(A v) { return block_reduce(v, SumOp{}); }
+template <typename A>
+__device__ __forceinline__ A block_sum(A v) {
+  return block_reduce(v, SumOp{});
+}
 
 // Out-of-range indices: a kernel records the lowest bad position here (integer atomicMin: the result
 // does not depend on thread timing); IndexFault (cuda_util.h) reads it back.
 __device__ __forceinline__ void record_bad_index(unsigned long long* slot, int64_t position) {
   atomicMin(slot, static_cast<unsigned long long>(position));
 }
-template <typename I> __device__ __forceinline__ bool index_ok(I v, int64_t limit) {
+template <typename I>
+__device__ __forceinline__ bool index_ok(I v, int64_t limit) {
   return v >= 0 && static_cast<int64_t>(v) < limit;
 }
 
 // Runs f.template operator()<T>() for f32/f64 tensors; other dtypes are an error naming the kernel.
-template <typename F> void for_float_dtype(DType t, const char* kernel, F&& f) {
+template <typename F>
+void for_float_dtype(DType t, const char* kernel, F&& f) {
   if (t == DType::f32) return f.template operator()<float>();
   if (t == DType::f64) return f.template operator()<double>();
   MOELAB_FAIL("cuda " << kernel << ": expects f32 or f64, got " << dtype_name(t));
 }
 
 // Index tensors may be i32 or i64.
-template <typename F> void for_index_dtype(DType t, const char* kernel, F&& f) {
+template <typename F>
+void for_index_dtype(DType t, const char* kernel, F&& f) {
   if (t == DType::i64) return f.template operator()<int64_t>();
   if (t == DType::i32) return f.template operator()<int32_t>();
   MOELAB_FAIL("cuda " << kernel << ": index tensor must be i32 or i64, got " << dtype_name(t));

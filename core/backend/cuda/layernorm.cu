@@ -14,8 +14,8 @@ namespace {
 
 // x: (M, N), gamma/beta: (N) or null -> out (M, N), mean (M), rstd (M)
 template <typename T>
-__global__ void layernorm_kernel(const T* x, const T* gamma, const T* beta, double eps, T* out, T* mean, T* rstd,
-                                 int64_t M, int64_t N) {
+__global__ void layernorm_kernel(const T* x, const T* gamma, const T* beta, double eps, T* out, T* mean,
+                                 T* rstd, int64_t M, int64_t N) {
   for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
     const T* xr = x + r * N;
     double s = 0;
@@ -34,14 +34,15 @@ __global__ void layernorm_kernel(const T* x, const T* gamma, const T* beta, doub
     }
     T mu_t = static_cast<T>(mu), rs_t = static_cast<T>(rs);
     for (int64_t j = threadIdx.x; j < N; j += kRowThreads)
-      out[r * N + j] = kern::layernorm_value(xr[j], mu_t, rs_t, gamma ? gamma[j] : T(1), beta ? beta[j] : T(0));
+      out[r * N + j] =
+          kern::layernorm_value(xr[j], mu_t, rs_t, gamma ? gamma[j] : T(1), beta ? beta[j] : T(0));
   }
 }
 
 // -> gx (M, N)
 template <typename T>
-__global__ void layernorm_backward_kernel(const T* x, const T* gamma, const T* mean, const T* rstd, const T* gy,
-                                          T* gx, int64_t M, int64_t N) {
+__global__ void layernorm_backward_kernel(const T* x, const T* gamma, const T* mean, const T* rstd,
+                                          const T* gy, T* gx, int64_t M, int64_t N) {
   for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
     const T *xr = x + r * N, *gr = gy + r * N;
     double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
@@ -66,8 +67,8 @@ __global__ void layernorm_backward_kernel(const T* x, const T* gamma, const T* m
 constexpr int kColWidth = 32, kLanes = 8, kChunkRows = 256;
 
 template <typename T>
-__global__ void layernorm_param_partial_kernel(const T* x, const T* mean, const T* rstd, const T* gy, int64_t M,
-                                               int64_t N, double* part_gamma, double* part_beta) {
+__global__ void layernorm_param_partial_kernel(const T* x, const T* mean, const T* rstd, const T* gy,
+                                               int64_t M, int64_t N, double* part_gamma, double* part_beta) {
   __shared__ double sg[kLanes][kColWidth], sb[kLanes][kColWidth];
   int tx = threadIdx.x, ty = threadIdx.y;
   int64_t j = int64_t(blockIdx.x) * kColWidth + tx, chunk = blockIdx.y;
@@ -76,7 +77,8 @@ __global__ void layernorm_param_partial_kernel(const T* x, const T* mean, const 
   if (j < N)
     for (int64_t r = r0 + ty; r < r1; r += kLanes) {
       double g = static_cast<double>(gy[r * N + j]);
-      ag += g * (static_cast<double>(x[r * N + j]) - static_cast<double>(mean[r])) * static_cast<double>(rstd[r]);
+      ag += g * (static_cast<double>(x[r * N + j]) - static_cast<double>(mean[r])) *
+            static_cast<double>(rstd[r]);
       ab += g;
     }
   sg[ty][tx] = ag;
@@ -92,7 +94,8 @@ __global__ void layernorm_param_partial_kernel(const T* x, const T* mean, const 
   }
 }
 
-template <typename T> __global__ void sum_chunks_kernel(const double* part, int64_t chunks, int64_t N, T* out) {
+template <typename T>
+__global__ void sum_chunks_kernel(const double* part, int64_t chunks, int64_t N, T* out) {
   MOELAB_GRID_STRIDE(j, N) {
     double acc = 0;
     for (int64_t c = 0; c < chunks; ++c) acc += part[c * N + j];
@@ -109,14 +112,15 @@ void CudaBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& 
   cudaStream_t st = stream_for(x);
   for_float_dtype(x.dtype(), "layernorm", [&]<typename T>() {
     layernorm_kernel<T><<<row_grid(M), kRowThreads, 0, st>>>(
-        x.data<T>(), gamma.defined() ? gamma.data<T>() : nullptr, beta.defined() ? beta.data<T>() : nullptr, eps,
-        out.data<T>(), mean.data<T>(), rstd.data<T>(), M, N);
+        x.data<T>(), gamma.defined() ? gamma.data<T>() : nullptr, beta.defined() ? beta.data<T>() : nullptr,
+        eps, out.data<T>(), mean.data<T>(), rstd.data<T>(), M, N);
   });
   MOELAB_CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
-                                     const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta) {
+void CudaBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                     const Tensor& rstd, const Tensor& gy, Tensor& gx, Tensor& ggamma,
+                                     Tensor& gbeta) {
   int64_t M = x.size(0), N = x.size(1);
   if (N == 0) return;
   int dev = device_of(x);
@@ -124,19 +128,21 @@ void CudaBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const
   for_float_dtype(x.dtype(), "layernorm_backward", [&]<typename T>() {
     if (M > 0)
       layernorm_backward_kernel<T><<<row_grid(M), kRowThreads, 0, st>>>(
-          x.data<T>(), gamma.defined() ? gamma.data<T>() : nullptr, mean.data<T>(), rstd.data<T>(), gy.data<T>(),
-          gx.data<T>(), M, N);
+          x.data<T>(), gamma.defined() ? gamma.data<T>() : nullptr, mean.data<T>(), rstd.data<T>(),
+          gy.data<T>(), gx.data<T>(), M, N);
     MOELAB_CUDA_CHECK_LAUNCH();
     if (!ggamma.defined() && !gbeta.defined()) return;
     int64_t chunks = std::max<int64_t>((M + kChunkRows - 1) / kChunkRows, 1);
-    MOELAB_CHECK(chunks <= 65535, "cuda layernorm_backward: " << M << " rows exceed the supported " << 65535 * kChunkRows);
+    MOELAB_CHECK(chunks <= 65535,
+                 "cuda layernorm_backward: " << M << " rows exceed the supported " << 65535 * kChunkRows);
     Scratch part(size_t(2 * chunks * N) * sizeof(double), dev);
     double* pg = ggamma.defined() ? part.as<double>() : nullptr;
     double* pb = gbeta.defined() ? part.as<double>() + chunks * N : nullptr;
     MOELAB_CUDA_CHECK(cudaMemsetAsync(part.get(), 0, size_t(2 * chunks * N) * sizeof(double), st));
-    dim3 block(kColWidth, kLanes), grid(static_cast<unsigned>((N + kColWidth - 1) / kColWidth), static_cast<unsigned>(chunks));
-    layernorm_param_partial_kernel<T><<<grid, block, 0, st>>>(x.data<T>(), mean.data<T>(), rstd.data<T>(),
-                                                              gy.data<T>(), M, N, pg, pb);
+    dim3 block(kColWidth, kLanes),
+        grid(static_cast<unsigned>((N + kColWidth - 1) / kColWidth), static_cast<unsigned>(chunks));
+    layernorm_param_partial_kernel<T>
+        <<<grid, block, 0, st>>>(x.data<T>(), mean.data<T>(), rstd.data<T>(), gy.data<T>(), M, N, pg, pb);
     MOELAB_CUDA_CHECK_LAUNCH();
     if (pg) sum_chunks_kernel<T><<<grid_for(N, dev), kThreads, 0, st>>>(pg, chunks, N, ggamma.data<T>());
     if (pb) sum_chunks_kernel<T><<<grid_for(N, dev), kThreads, 0, st>>>(pb, chunks, N, gbeta.data<T>());

@@ -23,7 +23,8 @@ __global__ void adamw_kernel(T* param, const T* grad, T* m, T* v, int64_t n, ker
 }
 
 // buf is null when momentum == 0 (the buffer may then be empty).
-template <typename T> __global__ void sgd_kernel(T* param, const T* grad, T* buf, int64_t n, kern::SgdCoeffs<T> c) {
+template <typename T>
+__global__ void sgd_kernel(T* param, const T* grad, T* buf, int64_t n, kern::SgdCoeffs<T> c) {
   MOELAB_GRID_STRIDE(i, n) {
     T p = param[i], b = buf ? buf[i] : T(0);
     kern::sgd_element<T>(p, grad[i], buf ? &b : nullptr, c);
@@ -55,7 +56,8 @@ void check_pair(const Tensor& p, const Tensor& other, const char* kernel, const 
 
 }  // namespace
 
-void CudaBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& h) {
+void CudaBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                               const AdamWParams& h) {
   check_pair(param, grad, "adamw_update", "grad");
   check_pair(param, m, "adamw_update", "exp_avg");
   check_pair(param, v, "adamw_update", "exp_avg_sq");
@@ -87,8 +89,8 @@ void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& buf, dou
   MOELAB_CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, double lr,
-                                 double alpha, double eps, double weight_decay, bool centered) {
+void CudaBackend::rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg,
+                                 double lr, double alpha, double eps, double weight_decay, bool centered) {
   check_pair(param, grad, "rmsprop_update", "grad");
   check_pair(param, square_avg, "rmsprop_update", "square_avg");
   if (centered) check_pair(param, grad_avg, "rmsprop_update", "grad_avg");
@@ -98,8 +100,8 @@ void CudaBackend::rmsprop_update(Tensor& param, const Tensor& grad, Tensor& squa
   cudaStream_t st = stream_for(param);
   for_float_dtype(param.dtype(), "rmsprop_update", [&]<typename T>() {
     kern::RmspropCoeffs<T> c{T(lr), T(alpha), T(1.0 - alpha), T(eps), T(weight_decay), centered};
-    rmsprop_kernel<T><<<grid_for(n, dev), kThreads, 0, st>>>(param.data<T>(), grad.data<T>(), square_avg.data<T>(),
-                                                             centered ? grad_avg.data<T>() : nullptr, n, c);
+    rmsprop_kernel<T><<<grid_for(n, dev), kThreads, 0, st>>>(
+        param.data<T>(), grad.data<T>(), square_avg.data<T>(), centered ? grad_avg.data<T>() : nullptr, n, c);
   });
   MOELAB_CUDA_CHECK_LAUNCH();
 }

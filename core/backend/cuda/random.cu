@@ -17,13 +17,17 @@ template <Draw D, typename T>
 __global__ void random_kernel(T* out, int64_t n, uint64_t key, uint64_t offset, double a, double b) {
   MOELAB_GRID_STRIDE(i, n) {
     uint64_t c = offset + static_cast<uint64_t>(i);
-    if constexpr (D == Draw::uniform) out[i] = kern::uniform_value<T>(philox::uniform_at(key, c), a, b);
-    else if constexpr (D == Draw::normal) out[i] = kern::normal_value<T>(philox::normal_at(key, c), a, b);
-    else out[i] = kern::dropout_value<T>(philox::uniform_at(key, c), a);
+    if constexpr (D == Draw::uniform)
+      out[i] = kern::uniform_value<T>(philox::uniform_at(key, c), a, b);
+    else if constexpr (D == Draw::normal)
+      out[i] = kern::normal_value<T>(philox::normal_at(key, c), a, b);
+    else
+      out[i] = kern::dropout_value<T>(philox::uniform_at(key, c), a);
   }
 }
 
-template <Draw D> void launch(Tensor& out, uint64_t key, uint64_t offset, double a, double b, const char* name) {
+template <Draw D>
+void launch(Tensor& out, uint64_t key, uint64_t offset, double a, double b, const char* name) {
   int64_t n = out.numel();
   if (n == 0) return;
   MOELAB_CHECK(out.is_contiguous(), "cuda " << name << ": output must be contiguous");

@@ -11,14 +11,16 @@ using namespace cuda;
 
 namespace {
 
-template <typename T> struct Best {
+template <typename T>
+struct Best {
   T v;
   int64_t i;
 };
 
 // The better of two candidates for max (or min): NaN first, then the larger (smaller) value, then the
 // smaller position. Associative and commutative, so any fixed tree gives the sequential answer.
-template <typename T> __device__ __forceinline__ Best<T> better_of(Best<T> a, Best<T> b, bool is_max) {
+template <typename T>
+__device__ __forceinline__ Best<T> better_of(Best<T> a, Best<T> b, bool is_max) {
   bool an = a.v != a.v, bn = b.v != b.v;
   if (an || bn) {
     if (an && bn) return a.i < b.i ? a : b;
@@ -30,7 +32,8 @@ template <typename T> __device__ __forceinline__ Best<T> better_of(Best<T> a, Be
 
 // inner == 1: one block per row, each thread a strided slice, then a fixed tree over the block.
 template <typename T>
-__global__ void reduce_rows_kernel(const T* x, int64_t outer, int64_t n, T* out, int64_t* index, ReduceOp op) {
+__global__ void reduce_rows_kernel(const T* x, int64_t outer, int64_t n, T* out, int64_t* index,
+                                   ReduceOp op) {
   __shared__ double sum_shm[kRowThreads];
   __shared__ Best<T> best_shm[kRowThreads];
   for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
@@ -52,7 +55,8 @@ __global__ void reduce_rows_kernel(const T* x, int64_t outer, int64_t n, T* out,
       best_shm[threadIdx.x] = b;
       __syncthreads();
       for (int s = kRowThreads / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) best_shm[threadIdx.x] = better_of(best_shm[threadIdx.x], best_shm[threadIdx.x + s], is_max);
+        if (threadIdx.x < s)
+          best_shm[threadIdx.x] = better_of(best_shm[threadIdx.x], best_shm[threadIdx.x + s], is_max);
         __syncthreads();
       }
       if (threadIdx.x == 0) {
@@ -68,8 +72,8 @@ __global__ void reduce_rows_kernel(const T* x, int64_t outer, int64_t n, T* out,
 constexpr int kColWidth = 32, kColSplit = 8;
 
 template <typename T>
-__global__ void reduce_cols_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, T* out, int64_t* index,
-                                   ReduceOp op) {
+__global__ void reduce_cols_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, T* out,
+                                   int64_t* index, ReduceOp op) {
   __shared__ double sum_shm[kColSplit][kColWidth];
   __shared__ Best<T> best_shm[kColSplit][kColWidth];
   int tx = threadIdx.x, ty = threadIdx.y;
@@ -110,9 +114,11 @@ __global__ void reduce_cols_kernel(const T* x, int64_t outer, int64_t n, int64_t
 // sum of squares: a fixed number of blocks (independent of the device) write partials; one block adds them.
 constexpr int kSumSqBlocks = 512;
 
-template <typename T> __global__ void sum_squares_partial_kernel(const T* x, int64_t n, double* partial) {
+template <typename T>
+__global__ void sum_squares_partial_kernel(const T* x, int64_t n, double* partial) {
   double acc = 0;
-  for (int64_t i = int64_t(blockIdx.x) * kRowThreads + threadIdx.x; i < n; i += int64_t(kRowThreads) * kSumSqBlocks) {
+  for (int64_t i = int64_t(blockIdx.x) * kRowThreads + threadIdx.x; i < n;
+       i += int64_t(kRowThreads) * kSumSqBlocks) {
     double v = static_cast<double>(x[i]);
     acc += v * v;
   }

@@ -9,9 +9,7 @@
 namespace moelab::cuda {
 
 namespace {
-__global__ void iota_kernel(int64_t* out, int64_t n) {
-  MOELAB_GRID_STRIDE(i, n) out[i] = i;
-}
+__global__ void iota_kernel(int64_t* out, int64_t n) { MOELAB_GRID_STRIDE(i, n) out[i] = i; }
 }  // namespace
 
 int key_bits_for(uint64_t max_key) {
@@ -26,8 +24,8 @@ void sort_pairs(const uint64_t* keys_in, uint64_t* keys_out, const int64_t* valu
   MOELAB_CHECK(n <= INT32_MAX, "cuda sort: " << n << " items exceed the supported 2^31");
   cudaStream_t st = stream(device);
   size_t temp_bytes = 0;
-  MOELAB_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, values_in, values_out,
-                                                    static_cast<int>(n), 0, key_bits, st));
+  MOELAB_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, values_in,
+                                                    values_out, static_cast<int>(n), 0, key_bits, st));
   Scratch temp(temp_bytes, device);
   MOELAB_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), temp_bytes, keys_in, keys_out, values_in,
                                                     values_out, static_cast<int>(n), 0, key_bits, st));

@@ -15,8 +15,9 @@ class CudaStubBackend final : public Backend {
 
  private:
   [[noreturn]] void fail(Device d) const {
-    MOELAB_FAIL("device " << d.str() << " requested, but moelab was built without CUDA "
-                          "(reconfigure with -DMOELAB_CUDA=ON on a machine with nvcc)");
+    MOELAB_FAIL("device " << d.str()
+                          << " requested, but moelab was built without CUDA "
+                             "(reconfigure with -DMOELAB_CUDA=ON on a machine with nvcc)");
   }
 };
 }  // namespace
