@@ -4,7 +4,7 @@
 
 #include "core/io/text_util.h"
 
-namespace moelab::exp {
+namespace moelab::experiments {
 
 std::vector<TaskInfo>& task_table() {
   static std::vector<TaskInfo> table;
@@ -55,4 +55,4 @@ void TaskState::load_tensor_into(const std::string& name, Tensor& dst) const {
   dst.copy_(src);
 }
 
-}  // namespace moelab::exp
+}  // namespace moelab::experiments

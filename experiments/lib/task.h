@@ -26,7 +26,7 @@
 // save_state/load_state. evaluate() must not disturb training state (use its own stream or a fixed one).
 //
 // Registering a task (in its own .cpp; experiments/lib is linked whole, so the static object is kept):
-//   static moelab::exp::TaskRegistration reg{"toy_mixture", "MoE regression on a mixture of functions",
+//   static moelab::experiments::TaskRegistration reg{"toy_mixture", "MoE regression on a mixture of functions",
 //                                            [] { return std::make_unique<ToyMixtureTask>(); }};
 // A config selects it with the top-level key `task = "toy_mixture"`.
 #include <cstdint>
@@ -43,7 +43,7 @@
 #include "core/io/config_schema.h"
 #include "core/nn/module.h"
 
-namespace moelab::exp {
+namespace moelab::experiments {
 
 // Configs are core/io's: a Schema declared in code, a Config resolved from TOML plus overrides.
 using io::Config;
@@ -166,4 +166,4 @@ struct TaskRegistration {
 // Throws ConfigError listing the registered tasks (and the nearest name) for an unknown one.
 const TaskInfo& find_task(const std::string& name);
 
-}  // namespace moelab::exp
+}  // namespace moelab::experiments

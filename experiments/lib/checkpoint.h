@@ -1,0 +1,47 @@
+#pragma once
+// Checkpoints of a run (DESIGN.md §4): <run_dir>/ckpt/step_000001000/{model.safetensors,
+// state.safetensors, DONE}. A checkpoint is written into "<name>.tmp", renamed, and DONE is written
+// last, so a run killed at any point leaves either a complete checkpoint or one that resume ignores.
+//   model.safetensors  the trained parameters (PyTorch-style names); metadata: step, task, config
+//   state.safetensors  "optim.*" optimizer moments and step counts, "task.*" task tensors (router
+//                      biases, ...); metadata: step, "task.*" values (data position, RNG streams),
+//                      "trainer.*" values (the open logging interval)
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/nn/module.h"
+
+namespace moelab::experiments {
+
+struct CheckpointData {
+  int64_t step = 0;  // optimizer steps completed
+  nn::NamedTensors model, state;
+  std::map<std::string, std::string> model_metadata, state_metadata;
+};
+
+struct CheckpointInfo {
+  int64_t step = 0;
+  std::filesystem::path dir;
+};
+
+std::string checkpoint_dir_name(int64_t step);  // "step_000001000"
+// Complete checkpoints (with DONE), oldest first.
+std::vector<CheckpointInfo> list_checkpoints(const std::filesystem::path& run_dir);
+std::optional<CheckpointInfo> latest_checkpoint(const std::filesystem::path& run_dir);
+// The complete checkpoint of `step`; throws moelab::Error listing the available steps when absent.
+CheckpointInfo find_checkpoint(const std::filesystem::path& run_dir, int64_t step);
+
+// Writes <run_dir>/ckpt/step_<step> as described above and returns its directory. Tests can set the
+// environment variable MOELAB_TEST_KILL_IN_CHECKPOINT=<step> to have the process SIGKILL itself in the
+// middle of writing that step's checkpoint (after model.safetensors, before state and DONE).
+std::filesystem::path write_checkpoint(const std::filesystem::path& run_dir, const CheckpointData& data);
+CheckpointData read_checkpoint(const CheckpointInfo& info);
+// Deletes all but the newest `keep` complete checkpoints (keep = 0 keeps all) and any incomplete
+// or temporary checkpoint directory.
+void prune_checkpoints(const std::filesystem::path& run_dir, int64_t keep);
+
+}  // namespace moelab::experiments

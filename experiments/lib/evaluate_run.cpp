@@ -1,0 +1,57 @@
+#include "experiments/lib/evaluate_run.h"
+
+#include "core/autograd/autograd.h"
+#include "core/nn/tensor_file.h"
+#include "experiments/lib/checkpoint.h"
+#include "experiments/lib/run_config.h"
+
+namespace fs = std::filesystem;
+
+namespace moelab::experiments {
+
+CheckpointEval evaluate_checkpoint(const fs::path& run_dir, std::optional<int64_t> step) {
+  fs::path config_path = run_dir / "config.toml";
+  MOELAB_CHECK(fs::exists(config_path), run_dir.string() << " has no config.toml: is it a moelab run directory?");
+  Config cfg = load_run_config(config_path.string(), {});
+  CheckpointInfo info;
+  if (step) {
+    info = find_checkpoint(run_dir, *step);
+  } else {
+    auto latest = latest_checkpoint(run_dir);
+    MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
+    info = *latest;
+  }
+  CheckpointData d = read_checkpoint(info);
+
+  auto task = find_task(cfg.get_string("task")).make();
+  TaskContext ctx;
+  ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  ctx.run_dir = run_dir.string();
+  task->build(cfg, ctx);
+  for (auto& [name, p] : task->named_parameters()) {
+    const Tensor* saved = nn::find_tensor(d.model, name);
+    MOELAB_CHECK(saved, info.dir.string() << "/model.safetensors has no tensor " << name);
+    MOELAB_CHECK(saved->shape() == p.shape(), info.dir.string() << "/model.safetensors: " << name << " has shape "
+                                                                 << saved->shape().str() << ", the model " << p.shape().str());
+    p.copy_(*saved);
+  }
+  TaskState ts;
+  for (const auto& [name, t] : d.state)
+    if (name.rfind("task.", 0) == 0) ts.tensors.emplace_back(name.substr(5), t);
+  for (const auto& [k, v] : d.state_metadata)
+    if (k.rfind("task.", 0) == 0) ts.values[k.substr(5)] = v;
+  task->load_state(ts);
+
+  CheckpointEval out;
+  out.step = info.step;
+  out.checkpoint = info.dir;
+  {
+    NoGradGuard no_grad;
+    out.result = task->evaluate(info.step);
+  }
+  out.label_names = task->label_names();
+  out.headline = task->headline_metrics();
+  return out;
+}
+
+}  // namespace moelab::experiments

@@ -1,0 +1,24 @@
+#pragma once
+// `moelab eval`: rebuilds a run's task from its config.toml, loads a checkpoint (weights and task
+// state such as router biases) and evaluates it.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+#include "experiments/lib/task.h"
+
+namespace moelab::experiments {
+
+struct CheckpointEval {
+  int64_t step = 0;
+  std::filesystem::path checkpoint;
+  EvalResult result;
+  std::vector<std::string> label_names;
+  std::vector<std::string> headline;
+};
+
+// The newest complete checkpoint when `step` is empty. Throws moelab::Error (no checkpoint, mismatched
+// weights) or ConfigError (unreadable config).
+CheckpointEval evaluate_checkpoint(const std::filesystem::path& run_dir, std::optional<int64_t> step);
+
+}  // namespace moelab::experiments

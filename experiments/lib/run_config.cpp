@@ -1,0 +1,91 @@
+#include "experiments/lib/run_config.h"
+
+#include <filesystem>
+
+#include "core/io/text_util.h"
+
+namespace moelab::experiments {
+
+void declare_common_config(Schema& s) {
+  std::vector<std::string> tasks;
+  for (const auto& t : task_table()) tasks.push_back(t.name);
+  s.add_choice("task", tasks.empty() ? "" : tasks.front(), tasks, "the task this config trains").require();
+  s.add_string("name", "", "experiment name: runs go to runs/<name>/<timestamp> (default: the config file's stem)");
+  s.add_int("seed", 0, "the one seed every random stream (init, data, routing noise) is derived from").at_least(0);
+
+  s.add_section("train", "the training loop (shared by every task)");
+  s.add_int("train.steps", 1000, "optimizer steps to train for (ignored when train.epochs > 0)").at_least(1);
+  s.add_int("train.epochs", 0, "passes over the training data; > 0 overrides train.steps").at_least(0);
+  s.add_int("train.grad_accum", 1, "micro-batches accumulated into one optimizer step").at_least(1);
+  s.add_int("train.eval_every", 0, "evaluate every N steps (0: only at the end)").at_least(0);
+  s.add_int("train.checkpoint_every", 0, "checkpoint every N steps (0: only at the end)").at_least(0);
+  s.add_int("train.keep_checkpoints", 3, "complete checkpoints to keep (0: keep all)").at_least(0);
+  s.add_int("train.log_every", 10, "log averaged training scalars every N steps").at_least(1);
+  s.add_float("train.progress_every_s", 10.0, "seconds between plain progress lines (when not on a terminal)")
+      .greater_than(0);
+  s.add_int("train.threads", 0, "CPU threads (0: OpenMP's default); results are bitwise stable per thread count")
+      .at_least(0);
+
+  s.add_section("optim", "optimizer, learning-rate schedule and gradient clipping");
+  s.add_choice("optim.name", "adamw", {"adamw", "sgd", "rmsprop"}, "optimizer");
+  s.add_float("optim.lr", 1e-3, "peak learning rate").greater_than(0).at_most(10);
+  s.add_float("optim.weight_decay", 0.0, "weight decay (decoupled for adamw, L2 for sgd and rmsprop)").at_least(0);
+  s.add_bool("optim.no_decay_for_vectors", true, "no weight decay on biases and norm gains (adamw)");
+  s.add_float("optim.beta1", 0.9, "adamw first-moment decay").at_least(0).less_than(1);
+  s.add_float("optim.beta2", 0.999, "adamw second-moment decay").at_least(0).less_than(1);
+  s.add_float("optim.eps", 1e-8, "adamw / rmsprop epsilon").greater_than(0);
+  s.add_float("optim.momentum", 0.0, "sgd momentum").at_least(0).less_than(1);
+  s.add_float("optim.alpha", 0.99, "rmsprop smoothing constant").greater_than(0).less_than(1);
+  s.add_bool("optim.centered", false, "rmsprop: divide by the estimated standard deviation");
+  s.add_choice("optim.schedule", "cosine", {"constant", "cosine", "linear"}, "learning-rate schedule after warmup");
+  s.add_int("optim.warmup_steps", 0, "linear warmup steps").at_least(0);
+  s.add_float("optim.min_lr_ratio", 0.0, "final learning rate as a fraction of optim.lr (cosine, linear)").range(0, 1);
+  s.add_float("optim.clip_grad_norm", 1.0, "clip the global gradient norm to this value (0: off)").at_least(0);
+
+  s.add_open_section("notes", "free-form notes kept with the run (add keys with +notes.key=value)");
+}
+
+std::shared_ptr<Schema> make_task_schema(const std::string& task_name) {
+  const TaskInfo& info = find_task(task_name);
+  auto schema = std::make_shared<Schema>(info.name, info.help);
+  declare_common_config(*schema);
+  info.make()->declare_config(*schema);
+  return schema;
+}
+
+std::string config_task_name(const std::string& path, const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides)
+    if (o.rfind("task=", 0) == 0) return o.substr(5);
+  Config raw = Config::from_file(path);
+  const toml::node* t = raw.table().get("task");
+  if (!t) throw ConfigError({path + ": missing the top-level key `task = \"...\"` that names the task"});
+  if (!t->is_string()) throw ConfigError({raw.origin("task").str() + ": task: expected a string naming the task"});
+  std::string name = t->as_string()->get();
+  try {
+    find_task(name);
+  } catch (const ConfigError& e) {
+    throw ConfigError({raw.origin("task").str() + ": " + e.what()});
+  }
+  return name;
+}
+
+Config load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  auto schema = make_task_schema(config_task_name(path, overrides));
+  Config cfg = load_config(*schema, path, overrides);
+  if (cfg.get_string("name").empty()) {
+    std::vector<std::string> with_name = overrides;
+    with_name.push_back("name=" + std::filesystem::path(path).stem().string());
+    cfg = load_config(*schema, path, with_name);
+  }
+  return cfg;
+}
+
+bool resume_may_change(const std::string& key) {
+  static const char* keys[] = {"train.steps", "train.epochs", "train.eval_every", "train.checkpoint_every",
+                               "train.keep_checkpoints", "train.log_every", "train.progress_every_s"};
+  for (const char* k : keys)
+    if (key == k) return true;
+  return key.rfind("notes.", 0) == 0;
+}
+
+}  // namespace moelab::experiments

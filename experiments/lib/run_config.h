@@ -1,0 +1,31 @@
+#pragma once
+// The config of a run: the keys every task shares (declared here) plus the task's own (Task::declare_config).
+//   task = "toy_mixture"        which task (the registry's name)
+//   name = "..."                experiment name: runs/<name>/<timestamp>/ (default: the config file's stem)
+//   seed = 0                    derives every random stream
+//   [train] steps, epochs, grad_accum, eval_every, checkpoint_every, keep_checkpoints, log_every,
+//           progress_every_s, threads
+//   [optim] name, lr, weight_decay, beta1, beta2, eps, momentum, schedule, warmup_steps, min_lr_ratio,
+//           clip_grad_norm
+//   [notes] free-form (add keys with +notes.x=...)
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "experiments/lib/task.h"
+
+namespace moelab::experiments {
+
+void declare_common_config(Schema& schema);
+// The common keys plus the task's; throws ConfigError for an unknown task.
+std::shared_ptr<Schema> make_task_schema(const std::string& task_name);
+// The task a config file names (a `task=` override wins). Throws ConfigError naming the file.
+std::string config_task_name(const std::string& path, const std::vector<std::string>& overrides);
+// Reads, overrides and validates a run config against its task's schema.
+Config load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Keys that may differ between a run's saved config and the one given with --resume: they change how
+// long and how often, not what is trained.
+bool resume_may_change(const std::string& key);
+
+}  // namespace moelab::experiments
