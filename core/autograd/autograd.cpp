@@ -59,9 +59,10 @@ void run_backward(const Tensor& root, const Tensor& grad) {
   MOELAB_CHECK(g0.shape() == root.shape(), "backward(): gradient shape " << g0.shape().str() << " != "
                                                                          << root.shape().str());
   NoGradGuard no_grad;
-  if (!root.grad_fn()) {  // a leaf
+  if (!root.grad_fn()) {  // a leaf: its .grad gets its own storage (the caller may reuse `grad`)
     Tensor slot = root.grad();
-    accumulate(slot, g0);
+    if (slot.defined()) accumulate(slot, g0);
+    else slot = g0.clone();
     root.impl()->grad = slot.impl_ptr();
     return;
   }

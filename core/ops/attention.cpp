@@ -16,14 +16,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   detail::check_same_dtype(q, k, "scaled_dot_product_attention");
   detail::check_same_dtype(q, v, "scaled_dot_product_attention");
   MOELAB_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
-               "scaled_dot_product_attention: q, k, v must be (B, H, T, D), got " << q.shape().str() << ", "
-                                                                                 << k.shape().str() << ", "
-                                                                                 << v.shape().str());
-  bool ok = k.size(0) == q.size(0) && k.size(1) == q.size(1) && k.size(3) == q.size(3) && v.size(0) == q.size(0) &&
-            v.size(1) == q.size(1) && v.size(2) == k.size(2);
-  MOELAB_CHECK(ok, "scaled_dot_product_attention: shapes do not match: q " << q.shape().str() << ", k "
-                                                                           << k.shape().str() << ", v "
-                                                                           << v.shape().str());
+               "scaled_dot_product_attention: q, k, v must be (B, H, T, D), got "
+                   << q.shape().str() << ", " << k.shape().str() << ", " << v.shape().str());
+  bool ok = k.size(0) == q.size(0) && k.size(1) == q.size(1) && k.size(3) == q.size(3) &&
+            v.size(0) == q.size(0) && v.size(1) == q.size(1) && v.size(2) == k.size(2);
+  MOELAB_CHECK(ok, "scaled_dot_product_attention: shapes do not match: q "
+                       << q.shape().str() << ", k " << k.shape().str() << ", v " << v.shape().str());
   int64_t Tq = q.size(2), D = q.size(3);
   double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(D, 1)));
   Tensor scores = matmul(mul(q, s), k.transpose(-1, -2));  // (B, H, Tq, Tk)

@@ -10,14 +10,15 @@ using detail::contiguous_input;
 using detail::view_as_shape;
 
 // x: (B, C, H, W), weight: (O, C, kh, kw), bias: (O) or undefined -> (B, O, OH, OW)
-Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, int64_t stride, int64_t padding) {
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, int64_t stride,
+              int64_t padding) {
   Backend& be = detail::backend_of({&x_in, &weight_in, &bias_in}, "conv2d");
   detail::check_float(x_in, "conv2d");
   detail::check_same_dtype(x_in, weight_in, "conv2d");
   MOELAB_CHECK(x_in.dim() == 4, "conv2d: x must be (B, C, H, W), got " << x_in.shape().str());
   MOELAB_CHECK(weight_in.dim() == 4 && weight_in.size(1) == x_in.size(1),
-               "conv2d: weight must be (O, " << x_in.size(1) << ", kh, kw) for x " << x_in.shape().str() << ", got "
-                                             << weight_in.shape().str());
+               "conv2d: weight must be (O, " << x_in.size(1) << ", kh, kw) for x " << x_in.shape().str()
+                                             << ", got " << weight_in.shape().str());
   MOELAB_CHECK(stride >= 1 && padding >= 0, "conv2d: stride must be >= 1 and padding >= 0, got stride "
                                                 << stride << ", padding " << padding);
   int64_t B = x_in.size(0), C = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
@@ -28,8 +29,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
                  "conv2d: bias must be (" << O << "), got " << bias_in.shape().str());
   }
   MOELAB_CHECK(H + 2 * padding >= kh && W + 2 * padding >= kw,
-               "conv2d: kernel " << kh << "x" << kw << " is larger than the padded input " << H + 2 * padding << "x"
-                                 << W + 2 * padding);
+               "conv2d: kernel " << kh << "x" << kw << " is larger than the padded input " << H + 2 * padding
+                                 << "x" << W + 2 * padding);
   int64_t OH = (H + 2 * padding - kh) / stride + 1, OW = (W + 2 * padding - kw) / stride + 1;
   int64_t L = OH * OW, K = C * kh * kw;
   Tensor x = contiguous_input(x_in), w = contiguous_input(weight_in);
@@ -44,11 +45,14 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
     }
   Tensor out3 = view_as_shape(out, Shape{B, O, L});
   if (out.numel() > 0) {
-    if (K > 0) be.matmul(w3, cols, out3, false, false, 1.0, 0.0);
-    else be.fill(out3, 0.0);
+    if (K > 0)
+      be.matmul(w3, cols, out3, false, false, 1.0, 0.0);
+    else
+      be.fill(out3, 0.0);
     if (bias_in.defined()) {
       Tensor bias = contiguous_input(bias_in);
-      be.binary(BinaryOp::add, out3, Tensor::view_of(bias, Shape{B, O, L}, Strides{0, 1, 0}, bias.offset()), out3);
+      be.binary(BinaryOp::add, out3, Tensor::view_of(bias, Shape{B, O, L}, Strides{0, 1, 0}, bias.offset()),
+                out3);
     }
   }
   bool want_x = x_in.requires_grad(), want_w = weight_in.requires_grad();
@@ -76,8 +80,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
              Tensor gw3 = view_as_shape(gw, Shape{1, O, K});
              if (L > 0 && gw.numel() > 0)
                for (int64_t b = 0; b < B; ++b)
-                 bk.matmul(block_view(g3, b, Shape{1, O, L}), block_view(cols, b, Shape{1, K, L}), gw3, false, true,
-                           1.0, b == 0 ? 0.0 : 1.0);
+                 bk.matmul(block_view(g3, b, Shape{1, O, L}), block_view(cols, b, Shape{1, K, L}), gw3, false,
+                           true, 1.0, b == 0 ? 0.0 : 1.0);
            }
            if (has_bias) gb = sum(g, {0, 2, 3});
            return std::vector<Tensor>{gx, gw, gb};

@@ -21,7 +21,7 @@ const char* binary_op_name(BinaryOp op) {
 
 Tensor unary(UnaryOp op, const Tensor& x_in, double alpha) {
   Backend& be = backend_of({&x_in}, unary_op_name(op));
-  Tensor x = x_in.contiguous();
+  Tensor x = detail::contiguous_input(x_in);
   Tensor out = empty_like(x);
   if (x.numel() > 0) be.unary(op, x, out, alpha);
   if (needs_grad({&x_in})) {

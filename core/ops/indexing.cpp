@@ -78,9 +78,9 @@ Tensor index_select(const Tensor& x_in, const Tensor& index) {
   os[0] = idx.numel();
   Tensor out = view_as_shape(select_rows(view_as_shape(x, Shape{N, R}), idx), os);
   record(out, "index_select", {x_in}, [idx, N, R, xs = x.shape()](const Tensor& g) {
-      Tensor g2 = contiguous_input(g);
-      return std::vector<Tensor>{view_as_shape(add_rows(view_as_shape(g2, Shape{idx.numel(), R}), idx, N), xs)};
-    });
+    Tensor g2 = contiguous_input(g);
+    return std::vector<Tensor>{view_as_shape(add_rows(view_as_shape(g2, Shape{idx.numel(), R}), idx, N), xs)};
+  });
   return out;
 }
 
@@ -99,10 +99,10 @@ Tensor index_add(const Tensor& src_in, const Tensor& index, int64_t num_rows) {
   os[0] = num_rows;
   Tensor out = view_as_shape(add_rows(view_as_shape(src, Shape{M, R}), idx, num_rows), os);
   record(out, "index_add", {src_in}, [idx, M, R, ss = src.shape()](const Tensor& g) {
-      Tensor g2 = contiguous_input(g);
-      int64_t N = g2.size(0);
-      return std::vector<Tensor>{view_as_shape(select_rows(view_as_shape(g2, Shape{N, R}), idx), ss)};
-    });
+    Tensor g2 = contiguous_input(g);
+    int64_t N = g2.size(0);
+    return std::vector<Tensor>{view_as_shape(select_rows(view_as_shape(g2, Shape{N, R}), idx), ss)};
+  });
   return out;
 }
 
@@ -119,7 +119,8 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 Tensor gather(const Tensor& x_in, int dim, const Tensor& index) {
   detail::backend_of({&x_in, &index}, "gather");
   detail::check_index(index, "gather");
-  MOELAB_CHECK(index.dim() == x_in.dim(), "gather: index " << index.shape().str() << " and x " << x_in.shape().str()
+  MOELAB_CHECK(index.dim() == x_in.dim(), "gather: index " << index.shape().str() << " and x "
+                                                           << x_in.shape().str()
                                                            << " must have the same number of dims");
   dim = wrap_dim(dim, x_in.dim(), "gather");
   for (int d = 0; d < x_in.dim(); ++d)
@@ -131,10 +132,10 @@ Tensor gather(const Tensor& x_in, int dim, const Tensor& index) {
   DimSplit s = split_at(x.shape(), idx.shape(), dim);
   Tensor out = gather_raw(x, idx, s);
   record(out, "gather", {x_in}, [idx, s, xs = x.shape(), full = x_in.shape()](const Tensor& g) {
-      Tensor gx = Tensor::zeros(xs, g.dtype(), g.device());
-      scatter_into(gx, idx, contiguous_input(g), s);
-      return std::vector<Tensor>{pad_to(gx, full)};
-    });
+    Tensor gx = Tensor::zeros(xs, g.dtype(), g.device());
+    scatter_into(gx, idx, contiguous_input(g), s);
+    return std::vector<Tensor>{pad_to(gx, full)};
+  });
   return out;
 }
 
@@ -144,28 +145,30 @@ Tensor scatter_add(const Tensor& base_in, int dim, const Tensor& index, const Te
   detail::check_index(index, "scatter_add");
   detail::check_same_dtype(base_in, src_in, "scatter_add");
   MOELAB_CHECK(index.dim() == base_in.dim() && src_in.dim() == base_in.dim(),
-               "scatter_add: base " << base_in.shape().str() << ", index " << index.shape().str() << " and src "
-                                    << src_in.shape().str() << " must have the same number of dims");
+               "scatter_add: base " << base_in.shape().str() << ", index " << index.shape().str()
+                                    << " and src " << src_in.shape().str()
+                                    << " must have the same number of dims");
   dim = wrap_dim(dim, base_in.dim(), "scatter_add");
   for (int d = 0; d < base_in.dim(); ++d) {
-    MOELAB_CHECK(index.shape()[d] <= src_in.shape()[d], "scatter_add: index " << index.shape().str()
-                                                                              << " is larger than src "
-                                                                              << src_in.shape().str() << " in dim " << d);
+    MOELAB_CHECK(index.shape()[d] <= src_in.shape()[d], "scatter_add: index "
+                                                            << index.shape().str() << " is larger than src "
+                                                            << src_in.shape().str() << " in dim " << d);
     MOELAB_CHECK(d == dim || index.shape()[d] == base_in.shape()[d],
                  "scatter_add: index " << index.shape().str() << " must match base " << base_in.shape().str()
                                        << " in dim " << d << " (every dim but " << dim << ")");
   }
   if (base_in.dim() == 0)
-    return scatter_add(base_in.reshape(Shape{1}), 0, index.reshape(Shape{1}), src_in.reshape(Shape{1})).reshape(Shape{});
+    return scatter_add(base_in.reshape(Shape{1}), 0, index.reshape(Shape{1}), src_in.reshape(Shape{1}))
+        .reshape(Shape{});
   Tensor out = base_in.detach().clone();
   Tensor idx = contiguous_input(index);
   Tensor src = contiguous_input(restrict_to(src_in.detach(), index.shape(), -1));
   DimSplit s = split_at(out.shape(), idx.shape(), dim);
   scatter_into(out, idx, src, s);
   record(out, "scatter_add", {base_in, src_in}, [idx, s, src_full = src_in.shape()](const Tensor& g) {
-      Tensor gsrc = gather_raw(contiguous_input(g), idx, s);
-      return std::vector<Tensor>{g, pad_to(gsrc, src_full)};
-    });
+    Tensor gsrc = gather_raw(contiguous_input(g), idx, s);
+    return std::vector<Tensor>{g, pad_to(gsrc, src_full)};
+  });
   return out;
 }
 

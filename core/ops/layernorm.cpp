@@ -26,12 +26,14 @@ Tensor layernorm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_
   Tensor beta = beta_in.defined() ? contiguous_input(beta_in) : Tensor();
   int64_t M = N > 0 ? x.numel() / N : 0;
   Tensor out = detail::empty_like(x);
-  Tensor mean = Tensor::empty(Shape{M}, x.dtype(), x.device()), rstd = Tensor::empty(Shape{M}, x.dtype(), x.device());
+  Tensor mean = Tensor::empty(Shape{M}, x.dtype(), x.device()),
+         rstd = Tensor::empty(Shape{M}, x.dtype(), x.device());
   if (x.numel() > 0) {
     Tensor o2 = view_as_shape(out, Shape{M, N});
     be.layernorm(view_as_shape(x, Shape{M, N}), gamma, beta, eps, o2, mean, rstd);
   }
-  bool want_g = gamma_in.defined() && gamma_in.requires_grad(), want_b = beta_in.defined() && beta_in.requires_grad();
+  bool want_g = gamma_in.defined() && gamma_in.requires_grad(),
+       want_b = beta_in.defined() && beta_in.requires_grad();
   record(out, "layernorm", {x_in, gamma_in, beta_in},
          [x, gamma, mean, rstd, M, N, want_g, want_b](const Tensor& g) {
            Tensor gc = contiguous_input(g), gx = detail::empty_like(x);
@@ -40,8 +42,8 @@ Tensor layernorm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_
            if (x.numel() > 0) {
              Tensor gx2 = view_as_shape(gx, Shape{M, N});
              backend_for(x.device())
-                 .layernorm_backward(view_as_shape(x, Shape{M, N}), gamma, mean, rstd, view_as_shape(gc, Shape{M, N}),
-                                     gx2, gg, gb);
+                 .layernorm_backward(view_as_shape(x, Shape{M, N}), gamma, mean, rstd,
+                                     view_as_shape(gc, Shape{M, N}), gx2, gg, gb);
            } else {
              if (gg.defined()) gg.fill_(0);
              if (gb.defined()) gb.fill_(0);

@@ -10,8 +10,8 @@ using detail::view_as_shape;
 
 namespace {
 // Per-row losses of logits2 (M, C) against target (M): (M), differentiable in logits.
-Tensor cross_entropy_rows(const Tensor& logits_in, const Tensor& logits2, const Tensor& target, double smoothing,
-                          int64_t ignore_index) {
+Tensor cross_entropy_rows(const Tensor& logits_in, const Tensor& logits2, const Tensor& target,
+                          double smoothing, int64_t ignore_index) {
   int64_t M = logits2.size(0);
   Tensor rows = Tensor::empty(Shape{M}, logits2.dtype(), logits2.device());
   if (M > 0) backend_for(logits2.device()).cross_entropy(logits2, target, smoothing, ignore_index, rows);
@@ -29,7 +29,8 @@ Tensor cross_entropy_rows(const Tensor& logits_in, const Tensor& logits2, const 
 
 // logits: (..., C), target: (...) i32/i64 -> 0-d mean over rows whose target is not ignore_index
 // (NaN when every row is ignored, as in PyTorch).
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing, int64_t ignore_index) {
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing,
+                     int64_t ignore_index) {
   detail::backend_of({&logits, &target}, "cross_entropy");
   detail::check_float(logits, "cross_entropy");
   detail::check_index(target, "cross_entropy");
@@ -49,7 +50,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   Tensor counted;
   {
     NoGradGuard ng;
-    Tensor ignored = binary(BinaryOp::eq, t, Tensor::full(Shape{}, double(ignore_index), t.dtype(), t.device()));
+    Tensor ignored =
+        binary(BinaryOp::eq, t, Tensor::full(Shape{}, double(ignore_index), t.dtype(), t.device()));
     counted = sum(sub(1.0, cast(ignored, logits.dtype())));
   }
   return div(sum(rows), counted);

@@ -92,6 +92,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                                                                   << ")");
   MOELAB_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == outf),
                "linear: bias must be (" << outf << "), got " << bias.shape().str());
+  if (bias.defined()) detail::check_same_dtype(x, bias, "linear");
   int64_t rows = x.numel() / std::max<int64_t>(in, 1);
   Tensor x2 = as3d(x.detach(), 1, rows, in), w = as3d(weight.detach(), 1, outf, in);
   Tensor out = bmm_raw(x2, w, false, true, 1);  // (1, rows, out) = x W^T

@@ -7,8 +7,9 @@ Backend& backend_of(std::initializer_list<const Tensor*> xs, const char* op) {
   for (const Tensor* t : xs) {
     if (!t || !t->defined()) continue;
     if (!first) first = t;
-    MOELAB_CHECK(t->device() == first->device(), op << ": inputs on different devices (" << first->device().str()
-                                                    << " and " << t->device().str() << ")");
+    MOELAB_CHECK(t->device() == first->device(), op << ": inputs on different devices ("
+                                                    << first->device().str() << " and " << t->device().str()
+                                                    << ")");
   }
   MOELAB_CHECK(first, op << ": no defined input");
   return backend_for(first->device());

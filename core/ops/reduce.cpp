@@ -50,7 +50,7 @@ Shape reduced_shape(const Shape& s, const std::vector<int>& dims, bool keepdim) 
 Tensor sum(const Tensor& x_in, std::vector<int> dims_in, bool keepdim) {
   backend_of({&x_in}, "sum");
   std::vector<int> dims = normalize_dims(dims_in, x_in.dim(), "sum");
-  Tensor x = x_in.contiguous().detach();
+  Tensor x = detail::contiguous_input(x_in);
   Tensor acc = x;
   // Merge runs of adjacent reduced dims into one reduction: sum over (a, b) of a contiguous
   // tensor is a single middle-axis reduction of size a*b.
@@ -99,7 +99,7 @@ Tensor mean(const Tensor& x) { return mul(sum(x), 1.0 / static_cast<double>(std:
 Tensor max(const Tensor& x_in, int dim, bool keepdim, Tensor* indices) {
   backend_of({&x_in}, "max");
   dim = wrap_dim(dim, x_in.dim(), "max");
-  Tensor x = x_in.contiguous().detach();
+  Tensor x = detail::contiguous_input(x_in);
   Tensor idx;
   Tensor out = reduce_dim(ReduceOp::max, x, dim, &idx);
   if (!keepdim) {

@@ -45,8 +45,8 @@ Tensor detail::softmax_last_dim(const Tensor& x_in, bool log, int64_t causal_tq)
     Tensor gc = contiguous_input(g), gx = detail::empty_like(y);
     if (gx.numel() > 0) {
       Tensor gx2 = view_as_shape(gx, Shape{M, N});
-      backend_for(y.device()).softmax_backward(view_as_shape(y, Shape{M, N}), view_as_shape(gc, Shape{M, N}), gx2,
-                                               log);
+      backend_for(y.device())
+          .softmax_backward(view_as_shape(y, Shape{M, N}), view_as_shape(gc, Shape{M, N}), gx2, log);
     }
     return std::vector<Tensor>{gx};
   });
@@ -93,7 +93,8 @@ Tensor log_softmax(const Tensor& x, int dim) { return softmax_dim(x, dim, true);
 Tensor logsumexp(const Tensor& x, int dim, bool keepdim) {
   if (x.dim() == 0) return logsumexp_last_dim(x);
   dim = wrap_dim(dim, x.dim(), "logsumexp");
-  Tensor out = dim == x.dim() - 1 ? logsumexp_last_dim(x) : logsumexp_last_dim(x.permute(dim_last_order(dim, x.dim())));
+  Tensor out = dim == x.dim() - 1 ? logsumexp_last_dim(x)
+                                  : logsumexp_last_dim(x.permute(dim_last_order(dim, x.dim())));
   return keepdim ? out.unsqueeze(dim) : out;
 }
 

@@ -10,7 +10,8 @@ namespace moelab {
 
 namespace {
 // Output positions ow in [lo, hi) read inside the image: 0 <= ow*stride - pad + j < W.
-inline void valid_range(int64_t j, int64_t stride, int64_t pad, int64_t W, int64_t OW, int64_t& lo, int64_t& hi) {
+inline void valid_range(int64_t j, int64_t stride, int64_t pad, int64_t W, int64_t OW, int64_t& lo,
+                        int64_t& hi) {
   lo = pad - j > 0 ? std::min<int64_t>((pad - j + stride - 1) / stride, OW) : 0;
   hi = W + pad - j > 0 ? std::clamp<int64_t>((W + pad - j + stride - 1) / stride, lo, OW) : lo;
 }

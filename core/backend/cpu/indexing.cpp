@@ -12,8 +12,8 @@
 
 namespace moelab {
 
-void CpuBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
-                        Tensor& out) {
+void CpuBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m,
+                        int64_t inner, Tensor& out) {
   check_index_range(index, n, "gather");
   dispatch_dtype(src.dtype(), [&]<typename T>() {
     dispatch_index(index.dtype(), "gather", [&]<typename I>() {
@@ -43,18 +43,19 @@ void CpuBackend::scatter_add(const Tensor& src, const Tensor& index, int64_t out
       // Tasks are (o, block of inner columns); within a task, contributions are added in increasing m.
       int64_t block = std::min<int64_t>(std::max<int64_t>(inner, 1), 256);
       int64_t blocks = (inner + block - 1) / block;
-      cpu::parallel_for(outer * blocks, std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(m * block, 1)),
-                        [&](int64_t t0, int64_t t1) {
-                          for (int64_t t = t0; t < t1; ++t) {
-                            int64_t o = t / blocks, i0 = (t % blocks) * block, i1 = std::min(inner, i0 + block);
-                            T* ob = po + o * n * inner;
-                            for (int64_t j = 0; j < m; ++j) {
-                              const T* sr = ps + (o * m + j) * inner;
-                              const I* ir = pi + (o * m + j) * inner;
-                              for (int64_t i = i0; i < i1; ++i) ob[int64_t(ir[i]) * inner + i] += sr[i];
-                            }
-                          }
-                        });
+      cpu::parallel_for(
+          outer * blocks, std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(m * block, 1)),
+          [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) {
+              int64_t o = t / blocks, i0 = (t % blocks) * block, i1 = std::min(inner, i0 + block);
+              T* ob = po + o * n * inner;
+              for (int64_t j = 0; j < m; ++j) {
+                const T* sr = ps + (o * m + j) * inner;
+                const I* ir = pi + (o * m + j) * inner;
+                for (int64_t i = i0; i < i1; ++i) ob[int64_t(ir[i]) * inner + i] += sr[i];
+              }
+            }
+          });
     });
   });
 }
@@ -88,7 +89,9 @@ void CpuBackend::index_add_rows(const Tensor& src, const Tensor& index, Tensor& 
       for (int64_t d = 0; d < N; ++d) start[d + 1] += start[d];
       std::vector<int64_t> fill(start.begin(), start.end() - 1);
       for (int64_t j = 0; j < M; ++j) order[fill[int64_t(pi[j])]++] = j;
-      cpu::parallel_for(N, std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(R * (M / std::max<int64_t>(N, 1) + 1), 1)),
+      cpu::parallel_for(N,
+                        std::max<int64_t>(1, cpu::kParallelGrain /
+                                                 std::max<int64_t>(R * (M / std::max<int64_t>(N, 1) + 1), 1)),
                         [&](int64_t d0, int64_t d1) {
                           for (int64_t d = d0; d < d1; ++d) {
                             T* orow = po + d * R;

@@ -1,11 +1,12 @@
 // cpu: layer normalization. Rows run in parallel; the gamma/beta gradients (sums over rows) are
 // accumulated per fixed chunk of rows and the chunk partials added in order: no atomics, and the same
 // bits for any thread count.
+#include "core/kernels/layernorm.h"
+
 #include <vector>
 
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
-#include "core/kernels/layernorm.h"
 
 namespace moelab {
 
@@ -40,8 +41,9 @@ void CpuBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& b
   });
 }
 
-void CpuBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
-                                    const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta) {
+void CpuBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                    const Tensor& rstd, const Tensor& gy, Tensor& gx, Tensor& ggamma,
+                                    Tensor& gbeta) {
   int64_t M = x.size(0), N = x.size(1);
   bool want_g = ggamma.defined(), want_b = gbeta.defined();
   dispatch_float(x.dtype(), "layernorm_backward", [&]<typename T>() {

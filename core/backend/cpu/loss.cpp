@@ -1,24 +1,27 @@
 // cpu: fused softmax + cross-entropy per row (label smoothing, ignore_index) and its backward; rows in
 // parallel, each reduced by one thread in index order.
+#include "core/kernels/loss.h"
+
 #include <cmath>
 #include <limits>
 
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
-#include "core/kernels/loss.h"
 #include "core/kernels/softmax.h"
 
 namespace moelab {
 
 namespace {
-template <typename I> void check_targets(const I* t, int64_t M, int64_t C, int64_t ignore_index, const char* k) {
+template <typename I>
+void check_targets(const I* t, int64_t M, int64_t C, int64_t ignore_index, const char* k) {
   for (int64_t r = 0; r < M; ++r)
     MOELAB_CHECK(int64_t(t[r]) == ignore_index || (t[r] >= 0 && int64_t(t[r]) < C),
                  k << ": target " << int64_t(t[r]) << " at row " << r << " is not a class in [0, " << C
                    << ") nor ignore_index " << ignore_index);
 }
 // Row shift (max ignoring NaN, 0 if infinite) and sum of exp(x - shift).
-template <typename T> void row_stats(const T* x, int64_t C, T& shift, double& sum) {
+template <typename T>
+void row_stats(const T* x, int64_t C, T& shift, double& sum) {
   T mx = -std::numeric_limits<T>::infinity();
   for (int64_t c = 0; c < C; ++c) mx = x[c] > mx ? x[c] : mx;
   shift = kern::softmax_shift(mx);
@@ -27,8 +30,8 @@ template <typename T> void row_stats(const T* x, int64_t C, T& shift, double& su
 }
 }  // namespace
 
-void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
-                               Tensor& loss) {
+void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& target, double smoothing,
+                               int64_t ignore_index, Tensor& loss) {
   int64_t M = logits.size(0), C = logits.size(1);
   dispatch_float(logits.dtype(), "cross_entropy", [&]<typename T>() {
     dispatch_index(target.dtype(), "cross_entropy", [&]<typename I>() {

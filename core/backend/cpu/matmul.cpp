@@ -2,13 +2,14 @@
 #include <cblas.h>
 
 #include "core/backend/cpu/cpu_backend.h"
+#include "core/backend/cpu/parallel.h"
 
 namespace moelab {
 
 namespace {
 template <typename T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* a, int64_t lda, const T* b,
-          int64_t ldb, double beta, T* c, int64_t ldc) {
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* a, int64_t lda,
+          const T* b, int64_t ldb, double beta, T* c, int64_t ldc) {
   auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, float(alpha), a, lda, b, ldb, float(beta), c, ldc);
@@ -17,14 +18,16 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 }
 }  // namespace
 
-void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b, double alpha,
-                        double beta) {
+void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b,
+                        double alpha, double beta) {
   int64_t B = out.size(0), M = out.size(1), N = out.size(2);
   int64_t K = trans_a ? a.size(1) : a.size(2);
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: out = beta * out
-    if (beta == 0) fill(out, 0.0);
-    else if (beta != 1) unary(UnaryOp::mul_scalar, out, out, beta);
+    if (beta == 0)
+      fill(out, 0.0);
+    else if (beta != 1)
+      unary(UnaryOp::mul_scalar, out, out, beta);
     return;
   }
   dispatch_dtype(out.dtype(), [&]<typename T>() {
@@ -39,16 +42,22 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool tran
         gemm<T>(false, trans_b, B * M, N, K, alpha, pa, lda, pb, ldb, beta, po, N);
         return;
       }
-      int64_t sa = a.size(0) == 1 ? 0 : a.size(1) * a.size(2), sb = b.size(0) == 1 ? 0 : b.size(1) * b.size(2);
+      int64_t sa = a.size(0) == 1 ? 0 : a.size(1) * a.size(2),
+              sb = b.size(0) == 1 ? 0 : b.size(1) * b.size(2);
       if (B > 1 && M * N * K < (int64_t(1) << 18)) {
-        // Many small products (attention heads): one per thread; BLAS runs single-threaded inside.
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < B; ++i)
-          gemm<T>(trans_a, trans_b, M, N, K, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, po + i * M * N, N);
+        // Many small products (attention heads): batches split across threads, BLAS single-threaded inside;
+        // tiny batches stay on one thread (a parallel region costs more than they do).
+        int64_t step = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(M * N * K, 1));
+        cpu::parallel_chunks(B, step, [&](int64_t, int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i)
+            gemm<T>(trans_a, trans_b, M, N, K, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta,
+                    po + i * M * N, N);
+        });
         return;
       }
       for (int64_t i = 0; i < B; ++i)
-        gemm<T>(trans_a, trans_b, M, N, K, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, po + i * M * N, N);
+        gemm<T>(trans_a, trans_b, M, N, K, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, po + i * M * N,
+                N);
     }
   });
 }

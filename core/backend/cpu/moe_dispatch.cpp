@@ -41,7 +41,7 @@ struct Segments {
   std::vector<int64_t> order;  // expert ids
   bool expert_parallel = false;
 };
-Segments plan_segments(const int64_t* off, int64_t E) {
+Segments plan_segments(const int64_t* off, int64_t E, int64_t width) {
   Segments s;
   int64_t R = off[E], largest = 0;
   for (int64_t e = 0; e < E; ++e)
@@ -52,8 +52,10 @@ Segments plan_segments(const int64_t* off, int64_t E) {
   std::stable_sort(s.order.begin(), s.order.end(),
                    [&](int64_t a, int64_t b) { return off[a + 1] - off[a] > off[b + 1] - off[b]; });
   int64_t threads = omp_get_max_threads();
-  // Experts in parallel when no expert holds a thread's share of the rows; else threaded BLAS per expert.
-  s.expert_parallel = threads > 1 && !omp_in_parallel() && s.order.size() > 1 && largest * threads < R;
+  // Experts in parallel when no expert holds a thread's share of the rows (else threaded BLAS per expert)
+  // and the work is worth a fork (width = d * f multiply-adds per row).
+  s.expert_parallel = threads > 1 && !omp_in_parallel() && s.order.size() > 1 && largest * threads < R &&
+                      R * width >= (int64_t(1) << 18);
   return s;
 }
 
@@ -225,7 +227,7 @@ void CpuBackend::moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offse
   int64_t E = w.w1.size(0), d = w.w1.size(1), f = w.w1.size(2);
   const int64_t* off = expert_offsets.data<int64_t>();
   bool swiglu = w.act == ExpertActivation::swiglu;
-  Segments segs = plan_segments(off, E);
+  Segments segs = plan_segments(off, E, d * f);
   dispatch_dtype(x_rows.dtype(), [&]<typename T>() {
     if constexpr (!std::is_floating_point_v<T>) {
       MOELAB_FAIL("moe_expert_ffn: float tensors only");
@@ -279,7 +281,7 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
   const int64_t* off = expert_offsets.data<int64_t>();
   int64_t R = off[E];
   bool swiglu = w.act == ExpertActivation::swiglu;
-  Segments segs = plan_segments(off, E);
+  Segments segs = plan_segments(off, E, d * f);
   // Experts without rows get zero gradients.
   std::vector<Tensor*> outs = {&grads.w1, &grads.b1, &grads.w2, &grads.b2, &grads.w3};
   std::vector<int64_t> per_expert;

@@ -23,7 +23,8 @@ inline int64_t chunk_size(int64_t n, int64_t grain) {
 
 // Calls f(chunk_index, begin, end) for fixed chunks of `step` items covering [0, n), in parallel when
 // there is more than one chunk and more than one thread.
-template <typename F> void parallel_chunks(int64_t n, int64_t step, F&& f) {
+template <typename F>
+void parallel_chunks(int64_t n, int64_t step, F&& f) {
   if (n <= 0) return;
   step = std::max<int64_t>(step, 1);
   int64_t chunks = (n + step - 1) / step;
@@ -36,11 +37,14 @@ template <typename F> void parallel_chunks(int64_t n, int64_t step, F&& f) {
 }
 
 // Calls f(begin, end) over [0, n) in chunks of at least `grain` items (see chunk_size).
-template <typename F> void parallel_for(int64_t n, int64_t grain, F&& f) {
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, F&& f) {
   parallel_chunks(n, chunk_size(n, grain), [&](int64_t, int64_t b, int64_t e) { f(b, e); });
 }
 
 // A grain in rows for row-wise kernels: about kParallelGrain elements per chunk.
-inline int64_t row_grain(int64_t row_len) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(row_len, 1)); }
+inline int64_t row_grain(int64_t row_len) {
+  return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(row_len, 1));
+}
 
 }  // namespace moelab::cpu

@@ -1,8 +1,9 @@
 // cpu: Philox draws in parallel; element i always uses counter offset + i, so the numbers do not depend
 // on the thread count or the backend.
+#include "core/kernels/random.h"
+
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
-#include "core/kernels/random.h"
 #include "core/util/philox.h"
 
 namespace moelab {
@@ -11,7 +12,8 @@ void CpuBackend::random_uniform(Tensor& out, uint64_t key, uint64_t offset, doub
   dispatch_float(out.dtype(), "random_uniform", [&]<typename T>() {
     T* p = out.data<T>();
     cpu::parallel_for(out.numel(), cpu::kParallelGrain / 8, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = kern::uniform_value<T>(philox::uniform_at(key, offset + uint64_t(i)), lo, hi);
+      for (int64_t i = b; i < e; ++i)
+        p[i] = kern::uniform_value<T>(philox::uniform_at(key, offset + uint64_t(i)), lo, hi);
     });
   });
 }
@@ -20,7 +22,8 @@ void CpuBackend::random_normal(Tensor& out, uint64_t key, uint64_t offset, doubl
   dispatch_float(out.dtype(), "random_normal", [&]<typename T>() {
     T* p = out.data<T>();
     cpu::parallel_for(out.numel(), cpu::kParallelGrain / 8, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = kern::normal_value<T>(philox::normal_at(key, offset + uint64_t(i)), mean, std);
+      for (int64_t i = b; i < e; ++i)
+        p[i] = kern::normal_value<T>(philox::normal_at(key, offset + uint64_t(i)), mean, std);
     });
   });
 }
@@ -29,7 +32,8 @@ void CpuBackend::dropout_mask(Tensor& out, uint64_t key, uint64_t offset, double
   dispatch_float(out.dtype(), "dropout_mask", [&]<typename T>() {
     T* o = out.data<T>();
     cpu::parallel_for(out.numel(), cpu::kParallelGrain / 8, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) o[i] = kern::dropout_value<T>(philox::uniform_at(key, offset + uint64_t(i)), p);
+      for (int64_t i = b; i < e; ++i)
+        o[i] = kern::dropout_value<T>(philox::uniform_at(key, offset + uint64_t(i)), p);
     });
   });
 }

@@ -15,7 +15,8 @@ constexpr int64_t kInnerBlock = 1024;  // columns per task
 constexpr int64_t kMinTasks = 16;      // fewer (outer, block) tasks than this: also split n
 
 // Sum of n contiguous values in eight fixed lanes (vectorizable, order fixed by n alone).
-template <typename T> double sum_contiguous(const T* p, int64_t n) {
+template <typename T>
+double sum_contiguous(const T* p, int64_t n) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -34,7 +35,8 @@ void reduce_sum(const T* px, int64_t outer, int64_t n, int64_t inner, T* po) {
   int64_t jchunks = (n + jstep - 1) / jstep;
   // partial[(task * jchunks + jc) * block + i]; written straight to the output when n is not split.
   std::vector<double> partial(jchunks > 1 ? tasks * jchunks * block : 0);
-  int64_t grain = std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(jstep * block, 1));
+  int64_t grain =
+      std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(std::min(jstep, n) * block, 1));
   cpu::parallel_for(tasks * jchunks, grain, [&](int64_t t0, int64_t t1) {
     std::vector<double> acc(block);
     for (int64_t t = t0; t < t1; ++t) {

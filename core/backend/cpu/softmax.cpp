@@ -1,16 +1,18 @@
 // cpu: softmax, log-softmax (with the causal mask), their backward and logsumexp. Rows run in parallel;
 // each row is reduced by one thread in index order, so results do not depend on the thread count.
+#include "core/kernels/softmax.h"
+
 #include <cmath>
 #include <limits>
 
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
-#include "core/kernels/softmax.h"
 
 namespace moelab {
 
 namespace {
-template <typename T> T row_max(const T* x, int64_t n) {
+template <typename T>
+T row_max(const T* x, int64_t n) {
   T mx = -std::numeric_limits<T>::infinity();
   for (int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
   return mx;

@@ -1,16 +1,18 @@
 // ref: gather, scatter_add, row select/add and top-k as plain loops (scatter sums in double).
+#include "core/kernels/indexing.h"
+
 #include <algorithm>
 #include <numeric>
 #include <vector>
 
 #include "core/backend/ref/ref_backend.h"
-#include "core/kernels/indexing.h"
 
 namespace moelab {
 
 namespace {
 // Sums run in double for float data and in int64 for integer data.
-template <typename T> using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+template <typename T>
+using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 }  // namespace
 
 void check_index_range(const Tensor& index, int64_t limit, const char* kernel) {
@@ -22,8 +24,8 @@ void check_index_range(const Tensor& index, int64_t limit, const char* kernel) {
   });
 }
 
-void RefBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m, int64_t inner,
-                        Tensor& out) {
+void RefBackend::gather(const Tensor& src, const Tensor& index, int64_t outer, int64_t n, int64_t m,
+                        int64_t inner, Tensor& out) {
   check_index_range(index, n, "gather");
   dispatch_dtype(src.dtype(), [&]<typename T>() {
     dispatch_index(index.dtype(), "gather", [&]<typename I>() {

@@ -1,6 +1,7 @@
 // ref: layer normalization forward and backward, one row at a time in double.
-#include "core/backend/ref/ref_backend.h"
 #include "core/kernels/layernorm.h"
+
+#include "core/backend/ref/ref_backend.h"
 
 namespace moelab {
 
@@ -29,8 +30,9 @@ void RefBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& b
   });
 }
 
-void RefBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
-                                    const Tensor& gy, Tensor& gx, Tensor& ggamma, Tensor& gbeta) {
+void RefBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                    const Tensor& rstd, const Tensor& gy, Tensor& gx, Tensor& ggamma,
+                                    Tensor& gbeta) {
   int64_t M = x.size(0), N = x.size(1);
   dispatch_float(x.dtype(), "layernorm_backward", [&]<typename T>() {
     const T *px = x.data<T>(), *pm = mean.data<T>(), *pr = rstd.data<T>(), *pgy = gy.data<T>();

@@ -1,6 +1,7 @@
 // ref: Philox draws, element i at counter offset + i (the same numbers on every backend).
-#include "core/backend/ref/ref_backend.h"
 #include "core/kernels/random.h"
+
+#include "core/backend/ref/ref_backend.h"
 #include "core/util/philox.h"
 
 namespace moelab {

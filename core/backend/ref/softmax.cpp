@@ -1,6 +1,7 @@
 // ref: softmax, log-softmax (with the causal mask), their backward and logsumexp; rows in double.
-#include "core/backend/ref/ref_backend.h"
 #include "core/kernels/softmax.h"
+
+#include "core/backend/ref/ref_backend.h"
 
 namespace moelab {
 
@@ -34,8 +35,10 @@ void RefBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx,
       const T *yr = py + r * N, *gr = pg + r * N;
       double dot = 0;
       for (int64_t j = 0; j < N; ++j) {
-        if (log) dot += kern::log_softmax_counts(double(yr[j])) ? double(gr[j]) : 0.0;
-        else dot += double(gr[j]) * double(yr[j]);
+        if (log)
+          dot += kern::log_softmax_counts(double(yr[j])) ? double(gr[j]) : 0.0;
+        else
+          dot += double(gr[j]) * double(yr[j]);
       }
       for (int64_t j = 0; j < N; ++j)
         po[r * N + j] = static_cast<T>(kern::softmax_grad(double(yr[j]), double(gr[j]), dot, log));
