@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdint>
 #include <cstring>
 
 namespace moelab::rl {
@@ -13,6 +14,22 @@ void fill_alien_block(uint16_t* aliens) {
   for (int y = 0; y < 4; ++y) aliens[y] = kBlockRow;
 }
 bool bit(uint16_t row, int x) { return (row >> x) & 1; }
+
+// Bit count without a library call (baseline x86-64 has no POPCNT instruction).
+inline int popcount64(uint64_t v) {
+  v = v - ((v >> 1) & 0x5555555555555555ull);
+  v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+  v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return static_cast<int>((v * 0x0101010101010101ull) >> 56);
+}
+
+// Cells set in a 10-row map: rows 0..5 and 6..9 packed into two words.
+inline int count_cells(const uint16_t* rows) {
+  uint64_t low = 0, high = 0;
+  for (int y = 0; y < 6; ++y) low |= static_cast<uint64_t>(rows[y]) << (10 * y);
+  for (int y = 6; y < kGridSize; ++y) high |= static_cast<uint64_t>(rows[y]) << (10 * (y - 6));
+  return popcount64(low) + popcount64(high);
+}
 }  // namespace
 
 void SpaceInvaders::reset(NumpyRandom&) {
@@ -29,11 +46,7 @@ void SpaceInvaders::reset(NumpyRandom&) {
   terminal = false;
 }
 
-int SpaceInvaders::alien_count() const {
-  int count = 0;
-  for (int y = 0; y < kGridSize; ++y) count += std::popcount(static_cast<unsigned>(aliens[y]));
-  return count;
-}
+int SpaceInvaders::alien_count() const { return count_cells(aliens); }
 
 bool SpaceInvaders::nearest_alien(int from, int& row, int& column) const {
   uint16_t occupied = 0;
@@ -97,12 +110,13 @@ StepResult SpaceInvaders::act(int action, NumpyRandom&) {
     if (nearest_alien(pos, row, column)) enemy_bullets[row] |= static_cast<uint16_t>(1u << column);
   }
 
+  uint16_t kills[kGridSize];
   for (int y = 0; y < kGridSize; ++y) {
-    const uint16_t kills = aliens[y] & friendly_bullets[y];
-    reward += std::popcount(static_cast<unsigned>(kills));
-    aliens[y] &= static_cast<uint16_t>(~kills);
-    friendly_bullets[y] &= static_cast<uint16_t>(~kills);
+    kills[y] = aliens[y] & friendly_bullets[y];
+    aliens[y] &= static_cast<uint16_t>(~kills[y]);
+    friendly_bullets[y] &= static_cast<uint16_t>(~kills[y]);
   }
+  reward += count_cells(kills);
 
   shot_timer -= shot_timer > 0;
   alien_move_timer -= 1;

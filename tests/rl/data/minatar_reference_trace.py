@@ -93,6 +93,8 @@ class Policy:
         return max(options)[2] if options else self.random_action(r)
 
     def seaquest(self, g, r):
+        if g.diver_count < 0 and r < 0.8:
+            return 2 if g.sub_y > 0 else 4  # negative counts surface freely: ramp up to the crowded levels
         if (g.oxygen < 40 and g.diver_count > 0) or g.diver_count == 6:
             return 2  # surface to refill (and collect the 6-diver reward)
         if g.sub_y <= 1:
