@@ -44,6 +44,33 @@ PatchExpertMap patch_expert_map(const Tensor& expert_ids, const Tensor& weights,
   return map;
 }
 
+PatchExpertMap patch_expert_map(const moe::RoutingRecord& record, int64_t batch, int64_t tokens,
+                                int64_t first_patch_token, int64_t grid) {
+  MOELAB_CHECK(record.num_tokens == batch * tokens &&
+                   static_cast<int64_t>(record.token_offsets.size()) == record.num_tokens + 1,
+               "patch_expert_map: the routing record holds " << record.num_tokens << " tokens, not " << batch
+                                                             << " images x " << tokens << " tokens");
+  MOELAB_CHECK(first_patch_token >= 0 && first_patch_token + grid * grid <= tokens,
+               "patch_expert_map: " << grid << "x" << grid << " patches from token " << first_patch_token
+                                    << " do not fit in " << tokens << " tokens");
+  PatchExpertMap map;
+  map.images = batch;
+  map.grid = grid;
+  map.experts.assign(batch * grid * grid, -1);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t p = 0; p < grid * grid; ++p) {
+      const int64_t t = b * tokens + first_patch_token + p;
+      int64_t best = -1;
+      for (int64_t s = record.token_offsets[t]; s < record.token_offsets[t + 1]; ++s) {
+        const bool kept = record.slot_kept.empty() || record.slot_kept[s];
+        if (!kept || record.slot_expert[s] < 0) continue;
+        if (best < 0 || (!record.slot_weight.empty() && record.slot_weight[s] > record.slot_weight[best])) best = s;
+      }
+      map.experts[b * grid * grid + p] = best < 0 ? -1 : static_cast<int32_t>(record.slot_expert[best]);
+    }
+  return map;
+}
+
 cv::Vec3b expert_colour(int expert) {
   // Tableau-like qualitative colours first (RGB), then hues spread by the golden ratio.
   static const int kRgb[][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},

@@ -7,6 +7,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "core/moe/router.h"
 #include "core/tensor/tensor.h"
 #include "vision/data/image_set.h"
 
@@ -25,6 +26,12 @@ struct PatchExpertMap {
 // of each image are its patches in raster order (first_patch_token = 1 with a class token). The patch's
 // expert is its highest-weight kept slot (the first kept slot without weights).
 PatchExpertMap patch_expert_map(const Tensor& expert_ids, const Tensor& weights, int64_t batch, int64_t tokens,
+                                int64_t first_patch_token, int64_t grid);
+
+// The same from an MoE layer's routing record of a forward over `batch` images of `tokens` tokens each
+// (token b * tokens + t is token t of image b); works for any number of slots per token (expert choice
+// gives a token 0..E slots); dropped slots are skipped.
+PatchExpertMap patch_expert_map(const moe::RoutingRecord& record, int64_t batch, int64_t tokens,
                                 int64_t first_patch_token, int64_t grid);
 
 // A distinct colour per expert (BGR), the same for every picture of a run.

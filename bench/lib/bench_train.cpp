@@ -1,0 +1,177 @@
+// `moelab bench train CONFIG [key=value ...] [--steps N] [--warmup W] [--threads T]`: the cost of one
+// training step of any task config, as the Trainer runs it (micro-batches with their balancing terms,
+// backward, gradient clipping, optimizer update, after-step hooks), without a run directory.
+// Prints a table and one JSON line:
+//   {"bench": "train", "config": ..., "threads": 2, "steps": 20, "ms_per_step": ..., "images_per_s": ...,
+//    "forward_ms": ..., "backward_ms": ..., "optimizer_ms": ..., "cpu_ms_per_step": ...}
+// forward/backward/optimizer split the step; cpu_ms_per_step sums every thread's CPU time, so a machine
+// shared with other work shows up as wall time well above cpu time / threads.
+#include <omp.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "bench/lib/bench.h"
+#include "core/autograd/autograd.h"
+#include "core/ops/ops.h"
+#include "core/optim/clip.h"
+#include "core/optim/optimizer.h"
+#include "experiments/lib/run_config.h"
+#include "experiments/lib/task.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using moelab::Tensor;
+
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::unique_ptr<moelab::optim::Optimizer> make_optimizer(const moelab::io::Config& cfg,
+                                                         const moelab::nn::NamedTensors& params) {
+  using namespace moelab::optim;
+  const std::string name = cfg.get_string("optim.name");
+  const double lr = cfg.get_float("optim.lr"), wd = cfg.get_float("optim.weight_decay");
+  if (name == "sgd") return std::make_unique<SGD>(params, SgdOptions{lr, cfg.get_float("optim.momentum"), wd, false});
+  if (name == "rmsprop")
+    return std::make_unique<RMSprop>(params, RmspropOptions{lr, cfg.get_float("optim.alpha"), cfg.get_float("optim.eps"),
+                                                            wd, cfg.get_bool("optim.centered")});
+  return std::make_unique<AdamW>(params, AdamWOptions{lr, cfg.get_float("optim.beta1"), cfg.get_float("optim.beta2"),
+                                                      cfg.get_float("optim.eps"), wd,
+                                                      cfg.get_bool("optim.no_decay_for_vectors")});
+}
+
+struct StepTimes {
+  double forward = 0, backward = 0, optimizer = 0, total = 0;
+  int64_t examples = 0;
+};
+
+int bench_train_main(int argc, char** argv) {
+  CLI::App app{"Milliseconds per training step and examples (images) per second of a config"};
+  std::string config_path;
+  std::vector<std::string> overrides;
+  int steps = 20, warmup = 3, threads = 0;
+  app.add_option("config", config_path, "experiment config (TOML)")->required()->check(CLI::ExistingFile);
+  app.add_option("overrides", overrides, "key=value overrides, as for `moelab run`");
+  app.add_option("--steps", steps, "timed optimizer steps")->check(CLI::Range(1, 1000000));
+  app.add_option("--warmup", warmup, "untimed steps first (allocator and caches)")->check(CLI::Range(0, 1000000));
+  app.add_option("--threads", threads, "OpenMP threads (0: the config's train.threads, else OpenMP's default)");
+  CLI11_PARSE(app, argc, argv);
+
+  using namespace moelab;
+  io::Config cfg = experiments::load_run_config(config_path, overrides);
+  if (threads <= 0) threads = static_cast<int>(cfg.get_int("train.threads"));
+  if (threads > 0) omp_set_num_threads(threads);
+  threads = omp_get_max_threads();
+
+  std::unique_ptr<experiments::Task> task = experiments::find_task(cfg.get_string("task")).make();
+  experiments::TaskContext ctx;
+  ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  ctx.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  task->build(cfg, ctx);
+  nn::NamedTensors params = task->named_parameters();
+  std::vector<Tensor> param_list;
+  int64_t num_params = 0;
+  for (auto& [name, p] : params) {
+    param_list.push_back(p);
+    num_params += p.numel();
+  }
+  auto optimizer = make_optimizer(cfg, params);
+  const int accum = static_cast<int>(cfg.get_int("train.grad_accum"));
+  const double clip = cfg.get_float("optim.clip_grad_norm");
+
+  auto one_step = [&](int64_t step) {
+    StepTimes t;
+    const auto t0 = Clock::now();
+    for (int micro = 0; micro < accum; ++micro) {
+      auto tf = Clock::now();
+      experiments::StepResult r = task->train_step(step, micro);
+      Tensor total = r.loss;
+      for (const auto& aux : r.aux_losses)
+        if (aux.weight != 0) total = total + aux.value * aux.weight;
+      if (accum > 1) total = total * (1.0 / accum);
+      t.forward += since(tf);
+      auto tb = Clock::now();
+      total.backward();
+      t.backward += since(tb);
+      t.examples += r.examples;
+    }
+    auto to = Clock::now();
+    if (clip > 0) optim::clip_grad_norm(param_list, clip);
+    {
+      NoGradGuard no_grad;
+      optimizer->step();
+    }
+    optimizer->zero_grad();
+    task->after_optimizer_step(step);
+    t.optimizer = since(to);
+    t.total = since(t0);
+    return t;
+  };
+
+  for (int i = 0; i < warmup; ++i) one_step(i);
+  std::vector<double> totals;
+  StepTimes sum;
+  const double cpu0 = cpu_seconds();
+  const auto wall0 = Clock::now();
+  for (int i = 0; i < steps; ++i) {
+    StepTimes t = one_step(warmup + i);
+    totals.push_back(t.total);
+    sum.forward += t.forward;
+    sum.backward += t.backward;
+    sum.optimizer += t.optimizer;
+    sum.examples += t.examples;
+  }
+  const double wall = since(wall0), cpu = cpu_seconds() - cpu0;
+  std::sort(totals.begin(), totals.end());
+  const double ms = 1e3 * wall / steps, median_ms = 1e3 * totals[totals.size() / 2], min_ms = 1e3 * totals.front();
+
+  std::printf("config            %s\n", config_path.c_str());
+  std::printf("task              %s, %lld parameters, %d threads\n", cfg.get_string("task").c_str(),
+              static_cast<long long>(num_params), threads);
+  std::printf("ms per step       %.2f (median %.2f, min %.2f) over %d steps after %d warmup\n", ms, median_ms, min_ms,
+              steps, warmup);
+  std::printf("  forward         %.2f ms\n  backward        %.2f ms\n  optimizer       %.2f ms\n",
+              1e3 * sum.forward / steps, 1e3 * sum.backward / steps, 1e3 * sum.optimizer / steps);
+  std::printf("examples per s    %.1f (%lld per step)\n", static_cast<double>(sum.examples) / wall,
+              static_cast<long long>(sum.examples / steps));
+  std::printf("cpu ms per step   %.2f (%.2f cores busy on average)\n", 1e3 * cpu / steps, cpu / wall);
+
+  nlohmann::ordered_json j;
+  j["bench"] = "train";
+  j["config"] = config_path;
+  j["overrides"] = overrides;
+  j["task"] = cfg.get_string("task");
+  j["parameters"] = num_params;
+  j["threads"] = threads;
+  j["steps"] = steps;
+  j["ms_per_step"] = ms;
+  j["median_ms_per_step"] = median_ms;
+  j["min_ms_per_step"] = min_ms;
+  j["images_per_s"] = static_cast<double>(sum.examples) / wall;
+  j["forward_ms"] = 1e3 * sum.forward / steps;
+  j["backward_ms"] = 1e3 * sum.backward / steps;
+  j["optimizer_ms"] = 1e3 * sum.optimizer / steps;
+  j["cpu_ms_per_step"] = 1e3 * cpu / steps;
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+moelab::bench::BenchRegistration reg{"train", "ms per training step and images/s of a config (any task)",
+                                     &bench_train_main};
+
+}  // namespace
