@@ -60,7 +60,19 @@ std::string value_text(const MoEValue& v) {
   std::ostringstream os;
   if (auto* b = std::get_if<bool>(&v)) os << (*b ? "true" : "false");
   else if (auto* i = std::get_if<int64_t>(&v)) os << *i;
-  else if (auto* d = std::get_if<double>(&v)) os << *d;
+  else if (auto* d = std::get_if<double>(&v)) {
+    // The shortest text that reads back exactly, always with a '.' or an exponent (a TOML float).
+    std::string t;
+    for (int prec = 6; prec <= 17; ++prec) {
+      std::ostringstream f;
+      f.precision(prec);
+      f << *d;
+      t = f.str();
+      if (std::stod(t) == *d) break;
+    }
+    if (t.find_first_of(".eEn") == std::string::npos) t += ".0";
+    os << t;
+  }
   else os << '"' << std::get<std::string>(v) << '"';
   return os.str();
 }

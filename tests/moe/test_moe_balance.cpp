@@ -266,6 +266,36 @@ TEST(MoeBalance, LayerGradientsWithChoiceHeldFixed) {
   }
 }
 
+TEST(MoeBalance, GlobalScopeUsesCountsReducedAcrossRanks) {
+  MoEConfig cfg = small(4, 2);
+  cfg.switch_loss_scope = moe::BalanceScope::global;
+  RngStream rng(9, "init");
+  moe::MoELayerOptions o;
+  o.d_model = 5;
+  o.d_ff = 6;
+  o.dtype = DType::f64;
+  MoELayer layer(cfg, o, rng);
+  layer.eval();
+  Tensor x = test::randn(Shape{16, 5}, 10, 1.0, DType::f64);
+  double local = layer.forward_aux(x).aux_losses.at(0).value.item();
+  std::vector<double> counts(4, 0.0);
+  for (int64_t e : layer.last_record().slot_expert) counts[e] += 1;
+  moe::RouteOptions ro;
+  ro.training = false;
+  Tensor probs = layer.router->route(x, ro).probs;
+  EXPECT_NEAR(local, moe::switch_balance_loss(probs, counts, 16, 2).item(), 1e-12);
+  // A second rank that routed 16 tokens uniformly: f uses the summed counts and tokens, P stays local.
+  layer.set_count_reducer([](std::vector<double>& c) {
+    for (size_t i = 0; i + 1 < c.size(); ++i) c[i] += 8;
+    c.back() += 16;
+  });
+  double global = layer.forward_aux(x).aux_losses.at(0).value.item();
+  std::vector<double> summed = counts;
+  for (double& c : summed) c += 8;
+  EXPECT_NEAR(global, moe::switch_balance_loss(probs, summed, 32, 2).item(), 1e-12);
+  EXPECT_NE(global, local);
+}
+
 TEST(MoeBalance, BiasUpdateEqualizesASkewedRouter) {
   MoEConfig cfg;
   cfg.num_experts = 8;

@@ -81,6 +81,10 @@ TEST(MoeConfig, KeyTableRoundTrips) {
     } else {
       moe::set_moe_config_text(c, k.key, k.default_text);
     }
+    if (k.type == moe::MoEKeyType::floating) {
+      EXPECT_NE(k.default_text.find_first_of(".e"), std::string::npos) << k.key << " default must read as a TOML float";
+      EXPECT_EQ(std::stod(k.default_text), std::get<double>(moe::get_moe_config_value(defaults, k.key))) << k.key;
+    }
   }
   EXPECT_EQ(c.describe(), defaults.describe());
   moe::set_moe_config_text(c, "top_k", "1");

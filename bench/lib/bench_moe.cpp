@@ -1,0 +1,253 @@
+// `moelab bench moe`: one MoE layer's forward and forward+backward against a dense FFN doing the same
+// active FLOPs (hidden width k * d_ff on the same tokens), measured in the same run, interleaved; each
+// figure is the median of the repeats after a warm-up. Also measures the grouped expert FFN alone on the
+// layer's own rows (so dispatch_share = 1 - experts / layer is the share spent routing, dispatching and
+// combining) and raw cblas_sgemm on the dense FFN's first GEMM shape (the machine's GEMM rate).
+// Prints one JSON line per case.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench/lib/bench.h"
+#include "core/autograd/autograd.h"
+#include "core/moe/moe_layer.h"
+#include "core/nn/mlp.h"
+#include "core/ops/ops.h"
+#include "core/util/rng.h"
+
+namespace moelab::bench {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+template <typename F> double time_once(F&& f) {
+  double t0 = now_s();
+  f();
+  return now_s() - t0;
+}
+
+struct Case {
+  int64_t tokens = 4096, d_model = 512, d_ff = 1024, experts = 8, top_k = 2;
+};
+
+struct Options {
+  std::vector<Case> cases;
+  std::string router = "top_k";
+  double capacity_factor = 0;  // > 0: capacity mode with this factor
+  std::vector<std::pair<std::string, std::string>> moe_keys;  // --moe key=value
+  int repeats = 7, warmup = 2;
+};
+
+void usage(const char* argv0) {
+  std::printf(
+      "usage: %s [--tokens T --d-model D --d-ff F --experts E --top-k K] [--router R] [--capacity-factor C]\n"
+      "          [--moe key=value ...] [--repeats N] [--warmup W]\n"
+      "  Without shape flags runs three cases: (T=4096, d=512, d_ff=1024, E=8, k=2), (1024, 128, 256, 16, 1),\n"
+      "  (4096, 256, 512, 64, 2). GELU experts by default (--moe activation=swiglu to change); --moe sets any\n"
+      "  model.moe key (docs/moe.md). One JSON line per case: fwd_ms, fwd_bwd_ms (medians), active_gflops\n"
+      "  (expert GEMM FLOPs of the kept rows, forward+backward = 3x forward, per second), dense_gflops (a dense\n"
+      "  GELU FFN of width k*d_ff on the T tokens: the same active FLOPs), ratio = active / dense (forward+backward),\n"
+      "  fwd_ratio, dispatch_share = 1 - grouped expert FFN time / layer time (forward+backward), gemm_gflops\n"
+      "  (cblas_sgemm on the dense FFN's (T, d) x (d, k*d_ff) shape) and active_vs_gemm.\n",
+      argv0);
+}
+
+bool parse(int argc, char** argv, Options& o) {
+  Case c;
+  bool shape = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
+      return argv[++i];
+    };
+    auto int_value = [&]() {
+      shape = true;
+      return std::stoll(value());
+    };
+    if (a == "--tokens") c.tokens = int_value();
+    else if (a == "--d-model") c.d_model = int_value();
+    else if (a == "--d-ff") c.d_ff = int_value();
+    else if (a == "--experts") c.experts = int_value();
+    else if (a == "--top-k") c.top_k = int_value();
+    else if (a == "--router") o.router = value();
+    else if (a == "--capacity-factor") o.capacity_factor = std::stod(value());
+    else if (a == "--repeats") o.repeats = std::max(1, std::stoi(value()));
+    else if (a == "--warmup") o.warmup = std::max(0, std::stoi(value()));
+    else if (a == "--moe") {
+      std::string kv = value();
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos) throw std::runtime_error("--moe expects key=value, got '" + kv + "'");
+      o.moe_keys.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    } else if (a == "-h" || a == "--help") {
+      usage(argv[0]);
+      return false;
+    } else {
+      throw std::runtime_error("unknown option '" + a + "' (see --help)");
+    }
+  }
+  if (shape) o.cases = {c};
+  else o.cases = {{4096, 512, 1024, 8, 2}, {1024, 128, 256, 16, 1}, {4096, 256, 512, 64, 2}};
+  return true;
+}
+
+void run_case(const Case& c, const Options& o) {
+  moe::MoEConfig cfg;
+  cfg.num_experts = c.experts;
+  cfg.top_k = c.top_k;
+  cfg.router = moe::parse_router(o.router);
+  if (o.capacity_factor > 0) {
+    cfg.capacity_mode = moe::CapacityMode::capacity;
+    cfg.capacity_factor = o.capacity_factor;
+  } else if (cfg.router == moe::RouterKind::expert_choice) {
+    cfg.capacity_factor = 1.0;
+  }
+  for (auto& [k, v] : o.moe_keys) moe::set_moe_config_text(cfg, k, v);
+  if (cfg.router == moe::RouterKind::soft_moe && cfg.slots_per_expert == 0) cfg.capacity_factor = 1.0;
+  cfg.validate();
+
+  RngStream rng(1, "bench_moe");
+  moe::MoELayerOptions lo;
+  lo.d_model = c.d_model;
+  lo.d_ff = c.d_ff;
+  lo.seq_len = c.tokens;
+  moe::MoELayer layer(cfg, lo, rng);
+  nn::MlpOptions mo;
+  mo.dim = c.d_model;
+  mo.hidden = c.top_k * c.d_ff;
+  mo.gated = cfg.activation == ExpertActivation::swiglu;
+  mo.activation = mo.gated ? nn::Activation::silu : cfg.activation == ExpertActivation::relu ? nn::Activation::relu
+                                                                                            : nn::Activation::gelu_tanh;
+  nn::MLP dense(mo, rng);
+
+  RngStream data(2, "bench_moe_data");
+  Tensor x = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data);
+  Tensor g = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data);
+
+  auto moe_fwd = [&] {
+    NoGradGuard ng;
+    layer.forward_aux(x);
+  };
+  auto moe_fwd_bwd = [&] {
+    Tensor xi = x.detach().requires_grad_();
+    nn::ForwardOutput out = layer.forward_aux(xi);
+    Tensor loss = sum(out.y * g);
+    Tensor aux = nn::total_aux_loss(out.aux_losses);
+    if (aux.defined()) loss = loss + aux;
+    loss.backward();
+    layer.zero_grad();
+  };
+  auto dense_fwd = [&] {
+    NoGradGuard ng;
+    dense.forward(x);
+  };
+  auto dense_fwd_bwd = [&] {
+    Tensor xi = x.detach().requires_grad_();
+    sum(dense.forward(xi) * g).backward();
+    dense.zero_grad();
+  };
+  // The grouped expert FFN alone on the rows and segments the layer used.
+  auto expert_rows = [&](Tensor& rows, std::vector<int64_t>& offsets) {
+    const moe::RoutingRecord& rec = layer.last_record();
+    std::vector<int64_t> counts(static_cast<size_t>(c.experts), 0);
+    int64_t R = 0;
+    if (cfg.router == moe::RouterKind::soft_moe) {
+      int64_t S = layer.slots_per_expert();
+      for (auto& v : counts) v = S;
+    } else {
+      for (size_t s = 0; s < rec.slot_expert.size(); ++s) counts[rec.slot_expert[s]] += rec.slot_kept[s];
+    }
+    offsets.assign(1, 0);
+    for (int64_t v : counts) offsets.push_back(offsets.back() + v), R += v;
+    rows = rand_normal(Shape{R, c.d_model}, 0.0, 1.0, data);
+  };
+  layer.forward(x);
+  Tensor rows;
+  std::vector<int64_t> offsets;
+  expert_rows(rows, offsets);
+  int64_t R = rows.size(0);
+  Tensor gy = rand_normal(Shape{R, c.d_model}, 0.0, 1.0, data);
+  ExpertWeights ew = layer.experts->weights();
+  auto experts_fwd = [&] {
+    NoGradGuard ng;
+    moe::grouped_expert_ffn(rows, offsets, ew);
+  };
+  auto experts_fwd_bwd = [&] {
+    Tensor ri = rows.detach().requires_grad_();
+    sum(moe::grouped_expert_ffn(ri, offsets, ew) * gy).backward();
+    layer.zero_grad();
+  };
+  // Raw sgemm on the dense FFN's first GEMM: (T, d) x (d, k f).
+  int64_t M = c.tokens, K = c.d_model, N = c.top_k * c.d_ff;
+  std::vector<float> A(static_cast<size_t>(M * K), 0.5f), B(static_cast<size_t>(K * N), 0.25f), C(static_cast<size_t>(M * N));
+  auto sgemm = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  };
+
+  for (int w = 0; w < o.warmup; ++w) {
+    moe_fwd_bwd();
+    dense_fwd_bwd();
+    experts_fwd_bwd();
+    sgemm();
+  }
+  std::vector<double> t_mf, t_mfb, t_df, t_dfb, t_ef, t_efb, t_gemm;
+  for (int r = 0; r < o.repeats; ++r) {
+    t_mf.push_back(time_once(moe_fwd));
+    t_df.push_back(time_once(dense_fwd));
+    t_mfb.push_back(time_once(moe_fwd_bwd));
+    t_dfb.push_back(time_once(dense_fwd_bwd));
+    t_ef.push_back(time_once(experts_fwd));
+    t_efb.push_back(time_once(experts_fwd_bwd));
+    t_gemm.push_back(time_once(sgemm));
+  }
+  double mf = median(t_mf), mfb = median(t_mfb), df = median(t_df), dfb = median(t_dfb);
+  double ef = median(t_ef), efb = median(t_efb), tg = median(t_gemm);
+  double mats = cfg.activation == ExpertActivation::swiglu ? 3.0 : 2.0;
+  double active_fwd_flops = 2.0 * double(R) * double(c.d_model) * double(layer.expert_d_ff()) * mats;
+  double dense_fwd_flops = 2.0 * double(c.tokens) * double(c.d_model) * double(mo.hidden) * mats;
+  double active = 3.0 * active_fwd_flops / mfb / 1e9, dense_rate = 3.0 * dense_fwd_flops / dfb / 1e9;
+  double gemm_rate = 2.0 * double(M) * double(N) * double(K) / tg / 1e9;
+  std::printf(
+      "{\"bench\": \"moe\", \"tokens\": %ld, \"d_model\": %ld, \"d_ff\": %ld, \"experts\": %ld, \"top_k\": %ld, "
+      "\"router\": \"%s\", \"capacity_factor\": %g, \"activation\": \"%s\", \"threads\": %d, \"rows\": %ld, "
+      "\"dropped_fraction\": %.4f, \"fwd_ms\": %.3f, \"fwd_bwd_ms\": %.3f, \"dense_fwd_ms\": %.3f, "
+      "\"dense_fwd_bwd_ms\": %.3f, \"experts_fwd_bwd_ms\": %.3f, \"active_gflops\": %.2f, \"dense_gflops\": %.2f, "
+      "\"ratio\": %.3f, \"fwd_ratio\": %.3f, \"dispatch_share\": %.3f, \"fwd_dispatch_share\": %.3f, "
+      "\"gemm_gflops\": %.2f, \"active_vs_gemm\": %.3f}\n",
+      long(c.tokens), long(c.d_model), long(c.d_ff), long(c.experts), long(c.top_k), moe::router_name(cfg.router),
+      cfg.capacity_mode == moe::CapacityMode::capacity ? cfg.capacity_factor : 0.0,
+      moe::activation_name(cfg.activation), omp_get_max_threads(), long(R), layer.last_stats().dropped_fraction,
+      mf * 1e3, mfb * 1e3, df * 1e3, dfb * 1e3, efb * 1e3, active, dense_rate, active / dense_rate,
+      (active_fwd_flops / mf) / (dense_fwd_flops / df), std::max(0.0, 1.0 - efb / mfb), std::max(0.0, 1.0 - ef / mf),
+      gemm_rate, active / gemm_rate);
+  std::fflush(stdout);
+}
+
+int bench_moe_main(int argc, char** argv) {
+  Options o;
+  try {
+    if (!parse(argc, argv, o)) return 0;
+    for (const Case& c : o.cases) run_case(c, o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moelab bench moe: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
+
+BenchRegistration reg{"moe", "MoE layer vs a dense FFN of the same active FLOPs; dispatch share", &bench_moe_main};
+
+}  // namespace
+}  // namespace moelab::bench
