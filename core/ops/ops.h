@@ -102,10 +102,12 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 Tensor index_select(const Tensor& x, const Tensor& index);
 // out (N, ...) = zeros, then out[index[m]] += src[m]; deterministic
 Tensor index_add(const Tensor& src, const Tensor& index, int64_t num_rows);
-// PyTorch gather / scatter_add along `dim`
+// PyTorch gather / scatter_add along `dim` (index may be smaller than x / src in every dim; for scatter_add
+// it must match base outside `dim`). Differentiable in x, base and src.
 Tensor gather(const Tensor& x, int dim, const Tensor& index);
 Tensor scatter_add(const Tensor& base, int dim, const Tensor& index, const Tensor& src);
-// Top-k along the last dim: values (..., k) differentiable, indices (..., k) i64; ties -> lower index.
+// Top-k along the last dim: values (..., k) descending and differentiable, indices (..., k) i64; ties -> lower
+// index; NaN ranks above every number.
 Tensor topk(const Tensor& x, int64_t k, Tensor* indices);
 
 // ---- convolution (conv.cpp) ----
@@ -113,7 +115,8 @@ Tensor topk(const Tensor& x, int64_t k, Tensor* indices);
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0);
 
 // ---- losses (loss.cpp); reduction = mean over counted elements ----
-// logits: (M, C) or (..., C) with target (...) i64
+// logits: (M, C) or (..., C) with target (...) i32/i64; the mean over rows whose target is not ignore_index
+// (NaN when all are ignored, as in PyTorch). Fused softmax + CE per row.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
                      int64_t ignore_index = -100);
 Tensor mse_loss(const Tensor& pred, const Tensor& target);
@@ -128,7 +131,9 @@ Tensor rand_normal(const Shape& shape, double mean, double std, RngStream& rng, 
                    Device device = Device::cpu());
 
 // ---- attention (attention.cpp) ----
-// q: (B, H, Tq, Dh), k/v: (B, H, Tk, Dh) -> (B, H, Tq, Dh); softmax(q k^T * scale [+ causal mask]) v
+// q: (B, H, Tq, Dh), k: (B, H, Tk, Dh), v: (B, H, Tk, Dv) -> (B, H, Tq, Dv); softmax(q k^T * scale [+ mask]) v
+// with scale = 1/sqrt(Dh) by default. causal: query i sees keys j <= i + (Tk - Tq) (bottom-right aligned, as
+// with a key cache); a query that sees no key gets a zero row.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                     std::optional<double> scale = std::nullopt);
 

@@ -137,10 +137,13 @@ Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end, int64_t step)
   return out;
 }
 
-Tensor expand(const Tensor& x, const Shape& shape) {
-  MOELAB_CHECK(shape.size() >= x.dim(), "expand: target " << shape.str() << " has fewer dims than "
-                                                          << x.shape().str());
-  int lead = shape.size() - x.dim();
+Tensor expand(const Tensor& x, const Shape& shape_in) {
+  MOELAB_CHECK(shape_in.size() >= x.dim(), "expand: target " << shape_in.str() << " has fewer dims than "
+                                                             << x.shape().str());
+  int lead = shape_in.size() - x.dim();
+  Shape shape = shape_in;  // -1 keeps the input's size (PyTorch)
+  for (int i = lead; i < shape.size(); ++i)
+    if (shape[i] == -1) shape[i] = x.shape()[i - lead];
   Strides st;
   st.resize(shape.size());
   for (int i = 0; i < shape.size(); ++i) {

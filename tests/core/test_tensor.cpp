@@ -88,6 +88,7 @@ TEST(TensorViews, ExpandUnsqueezeSqueeze) {
   EXPECT_EQ(u.squeeze(0).shape(), (Shape{3}));
   EXPECT_EQ(u.squeeze(1).shape(), (Shape{1, 3}));  // size 3: unchanged
   EXPECT_EQ(Tensor::scalar(2).expand(Shape{2, 2}).shape(), (Shape{2, 2}));
+  EXPECT_EQ(u.expand(Shape{4, -1}).shape(), (Shape{4, 3}));  // -1 keeps the size
 }
 
 TEST(TensorViews, WritesThroughAViewReachTheBase) {
