@@ -8,9 +8,11 @@
 #include <filesystem>
 
 #include "core/autograd/autograd.h"
+#include "core/moe/moe_layer.h"
 #include "core/ops/ops.h"
 #include "core/optim/optimizer.h"
 #include "vision/data/fashion_mnist.h"
+#include "vision/analysis/patch_map.h"
 #include "vision/data/loader.h"
 #include "vision/model/vit.h"
 
@@ -200,4 +202,84 @@ TEST(ViT, TinyModelLearnsTwoFashionMnistClasses) {
   int correct = 0;
   for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == truth[i];
   EXPECT_GT(correct, 170) << "held-out accuracy " << correct / 200.0 << " (chance 0.5)";
+}
+
+namespace {
+
+// A tiny ViT whose block 1 is a real MoE layer.
+std::shared_ptr<VisionTransformer> tiny_moe_vit(const moe::MoEConfig& mc, DType dtype, RngStream& rng) {
+  ViTOptions o = tiny_options(PatchEmbedKind::conv, true);
+  o.moe_layers = {1};
+  o.dtype = dtype;
+  moe::MoELayerOptions mo{.d_model = o.dim, .d_ff = 16, .seq_len = o.num_tokens(), .init = o.init, .dtype = dtype};
+  return std::make_shared<VisionTransformer>(o, rng, [&](int64_t, RngStream& r) {
+    return std::make_shared<moe::MoELayer>(mc, mo, r);
+  });
+}
+
+}  // namespace
+
+TEST(ViT, PerPatchMapHasOneExpertPerPatchForEveryImage) {
+  for (int64_t k : {1, 2}) {
+    moe::MoEConfig mc;
+    mc.num_experts = 3;
+    mc.top_k = k;
+    RngStream rng(5, "init");
+    auto vit = tiny_moe_vit(mc, DType::f32, rng);
+    const int64_t images = 6;
+    vit->forward(rand_normal({images, 1, 8, 8}, 0, 1, rng));
+    auto layers = moe::find_moe_layers(*vit);
+    ASSERT_EQ(layers.size(), 1u);
+    EXPECT_EQ(layers[0].first, "blocks.1.moe");
+    const moe::RoutingRecord& rec = layers[0].second->last_record();
+    PatchExpertMap map = patch_expert_map(rec, images, vit->options.num_tokens(), 1, vit->options.grid_size());
+    ASSERT_EQ(map.experts.size(), static_cast<size_t>(images * 2 * 2));
+    for (int64_t b = 0; b < images; ++b)
+      for (int64_t r = 0; r < 2; ++r)
+        for (int64_t c = 0; c < 2; ++c) {
+          const int32_t e = map.at(b, r, c);
+          EXPECT_GE(e, 0) << "image " << b << " patch " << r << "," << c;
+          EXPECT_LT(e, 3);
+          // The chosen expert is one of the token's routed experts.
+          const int64_t t = b * 5 + 1 + r * 2 + c;
+          bool routed = false;
+          for (int64_t s = rec.token_offsets[t]; s < rec.token_offsets[t + 1]; ++s) routed |= rec.slot_expert[s] == e;
+          EXPECT_TRUE(routed);
+        }
+  }
+}
+
+TEST(ViT, GradientsThroughMoELayersMatchFiniteDifferences) {
+  moe::MoEConfig mc;
+  mc.num_experts = 3;
+  mc.top_k = 2;
+  mc.switch_loss = 0.0;
+  RngStream rng(6, "init");
+  auto vit = tiny_moe_vit(mc, DType::f64, rng);
+  Tensor images = rand_normal({2, 1, 8, 8}, 0, 1, rng, DType::f64);
+  Tensor probe = rand_normal({2, 3}, 0, 1, rng, DType::f64);
+  auto loss_of = [&]() { return sum(vit->forward(images) * probe); };
+  vit->zero_grad();
+  loss_of().backward();
+  for (const std::string name : {"blocks.1.moe.router.weight", "blocks.1.moe.experts.w1", "blocks.1.moe.experts.w2",
+                                 "blocks.0.attn.qkv.weight", "patch_embed.proj.weight"}) {
+    Tensor p = vit->tensor(name);
+    ASSERT_TRUE(p.grad().defined()) << name;
+    std::vector<double> g = p.grad().to_vector<double>();
+    double* data = p.data<double>();
+    for (int64_t i : {int64_t{0}, p.numel() / 3, p.numel() - 1}) {
+      const double saved = data[i], h = 1e-6;
+      double up, down;
+      {
+        NoGradGuard ng;
+        data[i] = saved + h;
+        up = loss_of().item();
+        data[i] = saved - h;
+        down = loss_of().item();
+        data[i] = saved;
+      }
+      // A tiny step does not change which experts are chosen (ties are measure-zero).
+      EXPECT_NEAR(g[i], (up - down) / (2 * h), 1e-6 + 1e-5 * std::abs(g[i])) << name << "[" << i << "]";
+    }
+  }
 }
