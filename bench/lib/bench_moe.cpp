@@ -1,8 +1,9 @@
 // `moelab bench moe`: one MoE layer's forward and forward+backward against a dense FFN doing the same
 // active FLOPs (hidden width k * d_ff on the same tokens), measured in the same run, interleaved; each
-// figure is the median of the repeats after a warm-up. Also measures the grouped expert FFN alone on the
-// layer's own rows (so dispatch_share = 1 - experts / layer is the share spent routing, dispatching and
-// combining) and raw cblas_sgemm on the dense FFN's first GEMM shape (the machine's GEMM rate).
+// figure is the median of the repeats after a warm-up. The time the layer spends inside its grouped expert
+// FFN kernels is timed within the same runs, so dispatch_share = 1 - expert time / layer time is the share
+// spent routing, dispatching, combining and on balancing terms; raw cblas_sgemm on the dense FFN's first
+// GEMM shape gives the machine's GEMM rate.
 // Prints one JSON line per case.
 #include <cblas.h>
 #include <omp.h>
@@ -59,7 +60,8 @@ void usage(const char* argv0) {
       "  model.moe key (docs/moe.md). One JSON line per case: fwd_ms, fwd_bwd_ms (medians), active_gflops\n"
       "  (expert GEMM FLOPs of the kept rows, forward+backward = 3x forward, per second), dense_gflops (a dense\n"
       "  GELU FFN of width k*d_ff on the T tokens: the same active FLOPs), ratio = active / dense (forward+backward),\n"
-      "  fwd_ratio, dispatch_share = 1 - grouped expert FFN time / layer time (forward+backward), gemm_gflops\n"
+      "  fwd_ratio, dispatch_share = 1 - time inside the expert FFN kernels / layer time (forward+backward, median\n"
+      "  of the per-run shares), gemm_gflops\n"
       "  (cblas_sgemm on the dense FFN's (T, d) x (d, k*d_ff) shape) and active_vs_gemm.\n",
       argv0);
 }
@@ -158,37 +160,13 @@ void run_case(const Case& c, const Options& o) {
     sum(dense.forward(xi) * g).backward();
     dense.zero_grad();
   };
-  // The grouped expert FFN alone on the rows and segments the layer used.
-  auto expert_rows = [&](Tensor& rows, std::vector<int64_t>& offsets) {
-    const moe::RoutingRecord& rec = layer.last_record();
-    std::vector<int64_t> counts(static_cast<size_t>(c.experts), 0);
-    int64_t R = 0;
-    if (cfg.router == moe::RouterKind::soft_moe) {
-      int64_t S = layer.slots_per_expert();
-      for (auto& v : counts) v = S;
-    } else {
-      for (size_t s = 0; s < rec.slot_expert.size(); ++s) counts[rec.slot_expert[s]] += rec.slot_kept[s];
-    }
-    offsets.assign(1, 0);
-    for (int64_t v : counts) offsets.push_back(offsets.back() + v), R += v;
-    rows = rand_normal(Shape{R, c.d_model}, 0.0, 1.0, data);
-  };
   layer.forward(x);
-  Tensor rows;
-  std::vector<int64_t> offsets;
-  expert_rows(rows, offsets);
-  int64_t R = rows.size(0);
-  Tensor gy = rand_normal(Shape{R, c.d_model}, 0.0, 1.0, data);
-  ExpertWeights ew = layer.experts->weights();
-  auto experts_fwd = [&] {
-    NoGradGuard ng;
-    moe::grouped_expert_ffn(rows, offsets, ew);
-  };
-  auto experts_fwd_bwd = [&] {
-    Tensor ri = rows.detach().requires_grad_();
-    sum(moe::grouped_expert_ffn(ri, offsets, ew) * gy).backward();
-    layer.zero_grad();
-  };
+  int64_t R = 0;
+  if (cfg.router == moe::RouterKind::soft_moe) {
+    R = c.experts * layer.slots_per_expert();
+  } else {
+    for (uint8_t kept : layer.last_record().slot_kept) R += kept;
+  }
   // Raw sgemm on the dense FFN's first GEMM: (T, d) x (d, k f).
   int64_t M = c.tokens, K = c.d_model, N = c.top_k * c.d_ff;
   std::vector<float> A(static_cast<size_t>(M * K), 0.5f), B(static_cast<size_t>(K * N), 0.25f), C(static_cast<size_t>(M * N));
@@ -199,21 +177,28 @@ void run_case(const Case& c, const Options& o) {
   for (int w = 0; w < o.warmup; ++w) {
     moe_fwd_bwd();
     dense_fwd_bwd();
-    experts_fwd_bwd();
     sgemm();
   }
-  std::vector<double> t_mf, t_mfb, t_df, t_dfb, t_ef, t_efb, t_gemm;
+  // The layer's own time inside the grouped expert FFN kernels gives the share of everything else.
+  moe::set_expert_timing(true);
+  std::vector<double> t_mf, t_mfb, t_df, t_dfb, t_gemm, share_f, share_fb, t_ef, t_efb;
+  auto timed_with_share = [&](auto&& f, std::vector<double>& t, std::vector<double>& te, std::vector<double>& share) {
+    moe::reset_expert_time();
+    double s = time_once(f);
+    t.push_back(s);
+    te.push_back(moe::expert_time_seconds());
+    share.push_back(1.0 - moe::expert_time_seconds() / s);
+  };
   for (int r = 0; r < o.repeats; ++r) {
-    t_mf.push_back(time_once(moe_fwd));
+    timed_with_share(moe_fwd, t_mf, t_ef, share_f);
     t_df.push_back(time_once(dense_fwd));
-    t_mfb.push_back(time_once(moe_fwd_bwd));
+    timed_with_share(moe_fwd_bwd, t_mfb, t_efb, share_fb);
     t_dfb.push_back(time_once(dense_fwd_bwd));
-    t_ef.push_back(time_once(experts_fwd));
-    t_efb.push_back(time_once(experts_fwd_bwd));
     t_gemm.push_back(time_once(sgemm));
   }
+  moe::set_expert_timing(false);
   double mf = median(t_mf), mfb = median(t_mfb), df = median(t_df), dfb = median(t_dfb);
-  double ef = median(t_ef), efb = median(t_efb), tg = median(t_gemm);
+  double efb = median(t_efb), tg = median(t_gemm);
   double mats = cfg.activation == ExpertActivation::swiglu ? 3.0 : 2.0;
   double active_fwd_flops = 2.0 * double(R) * double(c.d_model) * double(layer.expert_d_ff()) * mats;
   double dense_fwd_flops = 2.0 * double(c.tokens) * double(c.d_model) * double(mo.hidden) * mats;
@@ -230,7 +215,7 @@ void run_case(const Case& c, const Options& o) {
       cfg.capacity_mode == moe::CapacityMode::capacity ? cfg.capacity_factor : 0.0,
       moe::activation_name(cfg.activation), omp_get_max_threads(), long(R), layer.last_stats().dropped_fraction,
       mf * 1e3, mfb * 1e3, df * 1e3, dfb * 1e3, efb * 1e3, active, dense_rate, active / dense_rate,
-      (active_fwd_flops / mf) / (dense_fwd_flops / df), std::max(0.0, 1.0 - efb / mfb), std::max(0.0, 1.0 - ef / mf),
+      (active_fwd_flops / mf) / (dense_fwd_flops / df), median(share_fb), median(share_f),
       gemm_rate, active / gemm_rate);
   std::fflush(stdout);
 }

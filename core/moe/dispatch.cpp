@@ -1,6 +1,8 @@
 // The fused dispatch -> grouped expert FFN -> combine op and its mirrored backward (specs/moe.md §3).
 #include "core/moe/dispatch.h"
 
+#include <chrono>
+
 #include "core/autograd/autograd.h"
 
 namespace moelab::moe {
@@ -45,6 +47,22 @@ ExpertWeights empty_grads(const ExpertWeights& w) {
   return g;
 }
 
+bool g_expert_timing = false;
+double g_expert_seconds = 0;
+
+// Adds the wall time of its scope to g_expert_seconds when timing is on.
+class ExpertTimerScope {
+ public:
+  ExpertTimerScope() : start_(g_expert_timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point()) {}
+  ~ExpertTimerScope() {
+    if (g_expert_timing)
+      g_expert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
 // Saved activations of one grouped FFN forward.
 struct FfnSaved {
   Tensor h, g, a;
@@ -56,6 +74,7 @@ Tensor run_ffn(Backend& be, const Tensor& x_rows, const Tensor& offsets, const E
   saved.a = Tensor::empty(Shape{R, f}, x_rows.dtype());
   if (w.act == ExpertActivation::swiglu) saved.g = Tensor::empty(Shape{R, f}, x_rows.dtype());
   Tensor y = Tensor::empty(Shape{R, d}, x_rows.dtype());
+  ExpertTimerScope timer;
   if (R > 0) be.moe_expert_ffn(x_rows, offsets, w, saved.h, saved.g, saved.a, y);
   return y;
 }
@@ -64,6 +83,7 @@ Tensor run_ffn_backward(Backend& be, const Tensor& x_rows, const Tensor& offsets
                         const FfnSaved& saved, const Tensor& gy, ExpertWeights& grads) {
   int64_t R = x_rows.size(0), d = w.w1.size(1);
   Tensor gx = Tensor::empty(Shape{R, d}, x_rows.dtype());
+  ExpertTimerScope timer;
   if (R > 0) {
     be.moe_expert_ffn_backward(x_rows, offsets, w, saved.h, saved.g, saved.a, gy, gx, grads);
   } else {
@@ -74,6 +94,10 @@ Tensor run_ffn_backward(Backend& be, const Tensor& x_rows, const Tensor& offsets
 }
 
 }  // namespace
+
+void set_expert_timing(bool on) { g_expert_timing = on; }
+double expert_time_seconds() { return g_expert_seconds; }
+void reset_expert_time() { g_expert_seconds = 0; }
 
 std::vector<int64_t> DispatchPlan::kept_counts() const {
   std::vector<int64_t> off = expert_offsets.to_vector<int64_t>(), out(static_cast<size_t>(num_experts));

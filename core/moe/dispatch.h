@@ -49,4 +49,10 @@ Tensor moe_dispatch_combine(const Tensor& x, const Tensor& slot_weight, const st
 Tensor grouped_expert_ffn(const Tensor& x_rows, const std::vector<int64_t>& expert_offsets,
                           const ExpertWeights& experts);
 
+// Wall time spent inside the grouped expert FFN kernels (forward and backward) since the last reset, when
+// enabled; benchmarks use it to split a layer's time into expert compute and routing/dispatch/combine.
+void set_expert_timing(bool on);
+double expert_time_seconds();
+void reset_expert_time();
+
 }  // namespace moelab::moe
