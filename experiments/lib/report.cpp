@@ -287,19 +287,22 @@ fs::path write_report(const fs::path& run_dir) {
   html << "<section id=\"config\">\n<h2>Config</h2>\n<pre>" << esc(config_text) << "</pre>\n</section>\n";
   html << "</body>\n</html>\n";
 
-  // scalars.csv: one row per logged step, one column per plain scalar.
+  // scalars.csv: one row per logged step (training and evaluation records of a step merged), one
+  // column per plain scalar.
+  std::map<int64_t, std::map<std::string, double>> by_step;
+  for (const auto& r : records)
+    for (const auto& n : scalars)
+      if (auto it = r.find(n); it != r.end() && (it->is_number() || it->is_null()))
+        by_step[r["step"].get<int64_t>()][n] = it->is_number() ? it->get<double>() : NAN;
   std::ostringstream csv;
   csv << "step";
   for (const auto& n : scalars) csv << "," << n;
   csv << "\n";
-  for (const auto& r : records) {
-    bool any = false;
-    for (const auto& n : scalars) any = any || r.contains(n);
-    if (!any) continue;
-    csv << r["step"].get<int64_t>();
+  for (const auto& [step, values] : by_step) {
+    csv << step;
     for (const auto& n : scalars) {
       csv << ",";
-      if (auto it = r.find(n); it != r.end() && it->is_number()) csv << csv_number(it->get<double>());
+      if (auto it = values.find(n); it != values.end()) csv << csv_number(it->second);
     }
     csv << "\n";
   }

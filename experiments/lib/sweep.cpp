@@ -102,7 +102,9 @@ SweepSpec load_sweep(const fs::path& file, const fs::path& out_dir) {
   for (auto&& [k, v] : t) {
     std::string key(k.str());
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-    std::string msg = where(v, file) + ": unknown sweep key '" + key + "'";
+    const auto& b = k.source().begin;
+    std::string msg = file.string() + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
+                      ": unknown sweep key '" + key + "'";
     if (auto near = io::nearest_match(key, known)) msg += "; did you mean '" + *near + "'?";
     else msg += " (a sweep has base, name, seeds, overrides and [grid])";
     fail(msg);
@@ -137,6 +139,19 @@ SweepSpec load_sweep(const fs::path& file, const fs::path& out_dir) {
   if (const toml::node* g = t.get("grid")) {
     if (!g->is_table()) fail(where(*g, file) + ": grid: expected a table of key = [values]");
     flatten_grid(*g->as_table(), "", file, spec.grid);
+    // toml++ keeps tables sorted by key; keep the order the sweep file lists them in.
+    auto pos = [&](const std::string& key) {
+      const toml::node* n = g->as_table();
+      size_t start = 0;
+      while (n && start <= key.size()) {
+        size_t dot = key.find('.', start);
+        n = n->as_table() ? n->as_table()->get(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start)) : nullptr;
+        if (dot == std::string::npos) break;
+        start = dot + 1;
+      }
+      return n ? std::make_pair(n->source().begin.line, n->source().begin.column) : std::make_pair(0u, 0u);
+    };
+    std::stable_sort(spec.grid.begin(), spec.grid.end(), [&](const auto& a, const auto& b) { return pos(a.first) < pos(b.first); });
   }
   spec.out_dir = out_dir.empty() ? fs::path("runs") / "sweeps" / spec.name : out_dir;
 

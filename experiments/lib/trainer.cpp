@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/autograd/autograd.h"
@@ -119,6 +120,7 @@ class Trainer {
           if (eval_every_ > 0 && step_ % eval_every_ == 0) evaluate(true);
           if (checkpoint_every_ > 0 && step_ % checkpoint_every_ == 0) checkpoint();
           progress.update(step_, {{"loss", last_loss_}, {"lr", optimizer_->lr()}});
+          if (sigint_at_step_ == step_) ::raise(SIGINT);
           if (g_interrupts > 0 && step_ < total_steps_) {
             if (last_checkpoint_step_ != step_) checkpoint();
             out.status = "interrupted";
@@ -180,6 +182,8 @@ class Trainer {
     write_run_files(opt_.run_dir, cfg_, opt_.argv, opt_.overrides, opt_.resume && fs::exists(opt_.run_dir / "cmdline.txt"));
     log_ = std::make_unique<RunLog>(opt_.run_dir / "log.txt");
 
+    // Tests interrupt a run at an exact step (nothing may depend on timing): MOELAB_TEST_SIGINT_AT_STEP=N.
+    if (const char* env = std::getenv("MOELAB_TEST_SIGINT_AT_STEP")) sigint_at_step_ = std::atoll(env);
     int64_t threads = cfg_.get_int("train.threads");
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
     threads_ = omp_get_max_threads();
@@ -410,6 +414,7 @@ class Trainer {
   }
 
   void checkpoint() {
+    metrics_->flush();  // everything logged up to a checkpoint is on disk before it counts as complete
     CheckpointData d;
     d.step = step_;
     for (const auto& [name, p] : params_) d.model.emplace_back(name, p.detach());
@@ -482,7 +487,7 @@ class Trainer {
   int accum_ = 1;
   int threads_ = 1;
   int64_t step_ = 0, total_steps_ = 0, log_every_ = 1, eval_every_ = 0, checkpoint_every_ = 0;
-  int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1;
+  int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1, sigint_at_step_ = -1;
   double last_loss_ = NAN, last_logged_loss_ = NAN;
 };
 

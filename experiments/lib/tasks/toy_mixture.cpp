@@ -29,7 +29,8 @@ struct Dataset {
 
 class ToyNet : public nn::Module {
  public:
-  ToyNet(int64_t in, int64_t out, int64_t d, int64_t d_ff, int64_t layers, int64_t moe_every,
+  // batch: examples per forward, the "sequence" of the MoE layers (Soft MoE sizes its slots from it).
+  ToyNet(int64_t in, int64_t out, int64_t d, int64_t d_ff, int64_t layers, int64_t moe_every, int64_t batch,
          const moe::MoEConfig& mc, RngStream& rng)
       : Module("ToyNet") {
     input = register_module("input", std::make_shared<nn::Linear>(in, d, true, rng));
@@ -42,6 +43,7 @@ class ToyNet : public nn::Module {
         moe::MoELayerOptions o;
         o.d_model = d;
         o.d_ff = d_ff;
+        o.seq_len = batch;
         block->ffn = block->register_module("ffn", std::make_shared<moe::MoELayer>(mc, o, rng));
       } else {
         nn::MlpOptions o;
@@ -132,7 +134,7 @@ class ToyMixtureTask : public Task {
 
     RngStream init(seed_, "init");
     model_ = std::make_shared<ToyNet>(in_, out_, cfg.get_int("model.d_model"), cfg.get_int("model.d_ff"),
-                                      cfg.get_int("model.layers"), cfg.get_int("model.moe_every"), moe_config_from(cfg), init);
+                                      cfg.get_int("model.layers"), cfg.get_int("model.moe_every"), batch_, moe_config_from(cfg), init);
     model_->train();
     if (ctx.log)
       ctx.log("toy_mixture: " + std::to_string(clusters_) + " clusters, " + std::to_string(train_.labels.size()) +
