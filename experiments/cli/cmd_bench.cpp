@@ -1,21 +1,19 @@
-// `moelab bench NAME [args...]`: runs one benchmark of bench/lib (see bench/lib/bench.h).
+// `moelab bench NAME [args...]`: runs one benchmark of bench/lib (see bench/lib/bench.h). Everything
+// after NAME (flags included) is passed to the benchmark unparsed.
 #include "bench/lib/bench.h"
 #include "experiments/cli/command.h"
 
 namespace {
-struct BenchArgs {
-  std::string name;
-  std::vector<std::string> rest;
-};
-BenchArgs g_args;
+std::string g_name;
 
-moelab::cli::Registration reg{"bench", "Run a benchmark (ops, moe, env, train); prints measured ratios",
-                              [](CLI::App& sub) {
-                                sub.add_option("name", g_args.name, "benchmark name")->required();
-                                sub.add_option("args", g_args.rest, "arguments passed to the benchmark");
-                                sub.prefix_command();
-                                sub.callback([] {
-                                  moelab::cli::set_exit_code(moelab::bench::run_bench(g_args.name, g_args.rest));
-                                });
-                              }};
+moelab::cli::Registration reg{
+    "bench", "Run a benchmark (ops, moe, env, train); prints ratios measured in one run", [](CLI::App& sub) {
+      sub.add_option("name", g_name, "benchmark name: ops, moe, env, train")->required();
+      sub.prefix_command();  // stop parsing after NAME: the rest belongs to the benchmark
+      sub.callback([&sub] {
+        std::vector<std::string> rest = sub.remaining();
+        if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());
+        moelab::cli::set_exit_code(moelab::bench::run_bench(g_name, rest));
+      });
+    }};
 }  // namespace
