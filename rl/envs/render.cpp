@@ -55,12 +55,21 @@ void write_png(const std::string& path, const cv::Mat& rgb) {
 
 VideoRecorder::VideoRecorder(const std::string& path, double fps, int width, int height)
     : path_(path), width_(width), height_(height) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  int fourcc;
-  if (ext == ".mp4") fourcc = cv::VideoWriter::fourcc('m', 'p', '4', 'v');
-  else if (ext == ".avi") fourcc = cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
-  else throw std::invalid_argument("VideoRecorder: '" + path + "' must end in .mp4 or .avi");
-  if (!writer_.open(path, fourcc, fps, cv::Size(width, height), true)) {
+  const std::filesystem::path file(path);
+  const std::string ext = file.extension().string();
+  int fourcc, backend;
+  // AVI/MJPG uses OpenCV's own encoder (always built in); MP4 goes through FFmpeg.
+  if (ext == ".mp4") {
+    fourcc = cv::VideoWriter::fourcc('m', 'p', '4', 'v');
+    backend = cv::CAP_FFMPEG;
+  } else if (ext == ".avi") {
+    fourcc = cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
+    backend = cv::CAP_OPENCV_MJPEG;
+  } else {
+    throw std::invalid_argument("VideoRecorder: '" + path + "' must end in .mp4 or .avi");
+  }
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
+  if (!writer_.open(path, backend, fourcc, fps, cv::Size(width, height), true)) {
     throw std::runtime_error("VideoRecorder: OpenCV cannot open '" + path + "' for writing (codec " +
                              (ext == ".mp4" ? "mp4v" : "MJPG") + "); try the other container");
   }

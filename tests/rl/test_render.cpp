@@ -92,6 +92,26 @@ TEST(Render, RecordEpisodeWritesFramesAndVideo) {
   fs::remove_all(dir);
 }
 
+TEST(Render, Mp4VideoInANewDirectory) {
+  const fs::path dir = temp_dir("mp4");
+  RecordOptions options;
+  options.game = GameId::kSeaquest;
+  options.seed = 1;
+  options.max_steps = 12;
+  options.cell_pixels = 16;
+  options.video_path = (dir / "new" / "episode.mp4").string();
+  const RecordSummary summary = record_episode(options, [](int step) { return step < 3 ? kDown : kFire; });
+  cv::VideoCapture capture(options.video_path);
+  ASSERT_TRUE(capture.isOpened());
+  int read = 0;
+  for (cv::Mat frame; capture.read(frame);) {
+    EXPECT_EQ(frame.cols, 160);
+    ++read;
+  }
+  EXPECT_EQ(read, summary.steps + 1);
+  fs::remove_all(dir);
+}
+
 TEST(Terminal, DecodesArrowsSpaceAndCommands) {
   const auto events = decode_keys("\x1b[A\x1b[B\x1b[C\x1b[D \x1bOAqpr?n");
   ASSERT_EQ(events.size(), 10u);
