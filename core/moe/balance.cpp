@@ -11,7 +11,7 @@ namespace moelab::moe {
 
 namespace {
 Tensor constant_like(const std::vector<double>& v, const Shape& shape, const Tensor& like) {
-  return Tensor::from_vector(v, shape).to(like.dtype());
+  return Tensor::from_vector(v, shape, like.device()).to(like.dtype());
 }
 }  // namespace
 
@@ -51,11 +51,11 @@ Tensor normal_cdf(const Tensor& x_in) {
   Tensor x = x_in.detach().contiguous();
   std::vector<double> v = x.to_vector<double>(), out(v.size());
   for (size_t i = 0; i < v.size(); ++i) out[i] = 0.5 * std::erfc(-v[i] / std::sqrt(2.0));
-  Tensor y = Tensor::from_vector(out, x.shape()).to(x.dtype());
+  Tensor y = Tensor::from_vector(out, x.shape(), x.device()).to(x.dtype());
   record(y, "normal_cdf", {x_in}, [x](const Tensor& g) {
     std::vector<double> v = x.to_vector<double>(), d(v.size());
     for (size_t i = 0; i < v.size(); ++i) d[i] = std::exp(-0.5 * v[i] * v[i]) / std::sqrt(2.0 * M_PI);
-    return std::vector<Tensor>{g * Tensor::from_vector(d, x.shape()).to(x.dtype())};
+    return std::vector<Tensor>{g * Tensor::from_vector(d, x.shape(), x.device()).to(x.dtype())};
   });
   return y;
 }
@@ -86,7 +86,7 @@ Tensor load_loss(const Tensor& clean, const Tensor& noisy, const Tensor& sigma, 
       if (th < 0) has[j] = 0.0;  // no competitor: the expert is always in the top-k, Phi = 1
     }
   }
-  Tensor thr = gather(noisy.reshape(Shape{T * E}), 0, Tensor::from_vector(idx, Shape{T * E})).reshape(Shape{T, E});
+  Tensor thr = gather(noisy.reshape(Shape{T * E}), 0, Tensor::from_vector(idx, Shape{T * E}, noisy.device())).reshape(Shape{T, E});
   Tensor mask = constant_like(has, Shape{T, E}, clean);
   // Where there is no threshold use a large positive argument (Phi = 1, zero gradient).
   Tensor arg = ((clean - thr) / sigma) * mask + (1.0 - mask) * 40.0;

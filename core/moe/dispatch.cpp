@@ -9,8 +9,8 @@ namespace moelab::moe {
 
 namespace {
 
-Tensor from_i64(const std::vector<int64_t>& v) {
-  return Tensor::from_vector(v, Shape{static_cast<int64_t>(v.size())});
+Tensor from_i64(const std::vector<int64_t>& v, Device device) {
+  return Tensor::from_vector(v, Shape{static_cast<int64_t>(v.size())}, device);
 }
 
 void check_experts(const ExpertWeights& w, int64_t d, DType dtype, const char* op) {
@@ -42,7 +42,7 @@ ExpertWeights detached(const ExpertWeights& w) {
 ExpertWeights empty_grads(const ExpertWeights& w) {
   ExpertWeights g;
   g.act = w.act;
-  auto mk = [](const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), t.dtype()) : Tensor(); };
+  auto mk = [](const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), t.dtype(), t.device()) : Tensor(); };
   g.w1 = mk(w.w1), g.b1 = mk(w.b1), g.w2 = mk(w.w2), g.b2 = mk(w.b2), g.w3 = mk(w.w3);
   return g;
 }
@@ -70,10 +70,11 @@ struct FfnSaved {
 
 Tensor run_ffn(Backend& be, const Tensor& x_rows, const Tensor& offsets, const ExpertWeights& w, FfnSaved& saved) {
   int64_t R = x_rows.size(0), d = w.w1.size(1), f = w.w1.size(2);
-  saved.h = Tensor::empty(Shape{R, f}, x_rows.dtype());
-  saved.a = Tensor::empty(Shape{R, f}, x_rows.dtype());
-  if (w.act == ExpertActivation::swiglu) saved.g = Tensor::empty(Shape{R, f}, x_rows.dtype());
-  Tensor y = Tensor::empty(Shape{R, d}, x_rows.dtype());
+  Device dev = x_rows.device();
+  saved.h = Tensor::empty(Shape{R, f}, x_rows.dtype(), dev);
+  saved.a = Tensor::empty(Shape{R, f}, x_rows.dtype(), dev);
+  if (w.act == ExpertActivation::swiglu) saved.g = Tensor::empty(Shape{R, f}, x_rows.dtype(), dev);
+  Tensor y = Tensor::empty(Shape{R, d}, x_rows.dtype(), dev);
   ExpertTimerScope timer;
   if (R > 0) be.moe_expert_ffn(x_rows, offsets, w, saved.h, saved.g, saved.a, y);
   return y;
@@ -82,7 +83,7 @@ Tensor run_ffn(Backend& be, const Tensor& x_rows, const Tensor& offsets, const E
 Tensor run_ffn_backward(Backend& be, const Tensor& x_rows, const Tensor& offsets, const ExpertWeights& w,
                         const FfnSaved& saved, const Tensor& gy, ExpertWeights& grads) {
   int64_t R = x_rows.size(0), d = w.w1.size(1);
-  Tensor gx = Tensor::empty(Shape{R, d}, x_rows.dtype());
+  Tensor gx = Tensor::empty(Shape{R, d}, x_rows.dtype(), x_rows.device());
   ExpertTimerScope timer;
   if (R > 0) {
     be.moe_expert_ffn_backward(x_rows, offsets, w, saved.h, saved.g, saved.a, gy, gx, grads);
@@ -113,7 +114,7 @@ std::vector<int64_t> uniform_token_offsets(int64_t tokens, int64_t k) {
 
 std::shared_ptr<DispatchPlan> make_dispatch_plan(const std::vector<int64_t>& slot_expert,
                                                  const std::vector<int64_t>& token_offsets, int64_t num_experts,
-                                                 int64_t capacity, const Tensor& slot_priority) {
+                                                 int64_t capacity, const Tensor& slot_priority, Device device) {
   auto p = std::make_shared<DispatchPlan>();
   p->num_tokens = static_cast<int64_t>(token_offsets.size()) - 1;
   p->num_slots = static_cast<int64_t>(slot_expert.size());
@@ -123,16 +124,17 @@ std::shared_ptr<DispatchPlan> make_dispatch_plan(const std::vector<int64_t>& slo
   MOELAB_CHECK(!slot_priority.defined() || slot_priority.numel() == p->num_slots,
                "make_dispatch_plan: slot_priority needs one value per slot");
   int64_t S = p->num_slots;
-  p->token_offsets = from_i64(token_offsets);
-  p->slot_expert = from_i64(slot_expert);
-  p->expert_counts = Tensor::empty(Shape{num_experts}, DType::i64);
-  p->expert_offsets = Tensor::empty(Shape{num_experts + 1}, DType::i64);
-  p->row_slot = Tensor::empty(Shape{S}, DType::i64);
-  p->slot_row = Tensor::empty(Shape{S}, DType::i64);
-  Tensor prio = slot_priority.defined() ? slot_priority.detach().contiguous() : Tensor();
-  host_backend().moe_plan(p->slot_expert, prio, num_experts, capacity, p->expert_counts, p->expert_offsets,
-                          p->row_slot, p->slot_row);
-  p->num_rows = p->expert_offsets.data<int64_t>()[num_experts];
+  p->token_offsets = from_i64(token_offsets, device);
+  p->slot_expert = from_i64(slot_expert, device);
+  p->expert_counts = Tensor::empty(Shape{num_experts}, DType::i64, device);
+  p->expert_offsets = Tensor::empty(Shape{num_experts + 1}, DType::i64, device);
+  p->row_slot = Tensor::empty(Shape{S}, DType::i64, device);
+  p->slot_row = Tensor::empty(Shape{S}, DType::i64, device);
+  Tensor prio = slot_priority.defined() ? slot_priority.detach().contiguous().to(device) : Tensor();
+  backend_for(device).moe_plan(p->slot_expert, prio, num_experts, capacity, p->expert_counts, p->expert_offsets,
+                               p->row_slot, p->slot_row);
+  p->num_rows = device.is_cpu() ? p->expert_offsets.data<int64_t>()[num_experts]
+                                : p->expert_offsets.to_vector<int64_t>()[static_cast<size_t>(num_experts)];
   int64_t assigned = 0;
   for (int64_t e : slot_expert) assigned += e >= 0 ? 1 : 0;
   p->dropped = assigned - p->num_rows;
@@ -143,7 +145,8 @@ Tensor moe_dispatch_combine(const Tensor& x_in, const Tensor& slot_weight_in, co
                             const ExpertWeights& experts) {
   MOELAB_CHECK(x_in.dim() == 2 && is_floating(x_in.dtype()), "moe_dispatch_combine: x must be a float (T, d) tensor, got "
                                                                  << x_in.shape().str());
-  MOELAB_CHECK(x_in.device().is_cpu(), "moe_dispatch_combine: host tensors only for now");
+  MOELAB_CHECK(plan && plan->token_offsets.device() == x_in.device(),
+               "moe_dispatch_combine: the plan and x must be on the same device");
   int64_t T = x_in.size(0), d = x_in.size(1);
   MOELAB_CHECK(plan && plan->num_tokens == T, "moe_dispatch_combine: plan is for " << (plan ? plan->num_tokens : -1)
                                                                                  << " tokens, x has " << T);
@@ -151,29 +154,30 @@ Tensor moe_dispatch_combine(const Tensor& x_in, const Tensor& slot_weight_in, co
                "moe_dispatch_combine: slot_weight must hold " << plan->num_slots << " " << dtype_name(x_in.dtype())
                                                               << " values");
   check_experts(experts, d, x_in.dtype(), "moe_dispatch_combine");
-  Backend& be = host_backend();
+  Device dev = x_in.device();
+  Backend& be = backend_for(dev);
   Tensor x = x_in.detach().contiguous();
   Tensor w = slot_weight_in.detach().contiguous().reshape(Shape{plan->num_slots});
   ExpertWeights ew = detached(experts);
   int64_t R = plan->num_rows;
-  Tensor x_rows = Tensor::empty(Shape{R, d}, x.dtype());
+  Tensor x_rows = Tensor::empty(Shape{R, d}, x.dtype(), dev);
   if (R > 0) be.moe_gather_rows(x, plan->slot_row, plan->token_offsets, x_rows);
   auto saved = std::make_shared<FfnSaved>();
   Tensor y_rows = run_ffn(be, x_rows, plan->expert_offsets, ew, *saved);
-  Tensor out = Tensor::empty(Shape{T, d}, x.dtype());
+  Tensor out = Tensor::empty(Shape{T, d}, x.dtype(), dev);
   if (T > 0) be.moe_combine(y_rows, w, plan->slot_row, plan->token_offsets, out);
   record(out, "moe_dispatch_combine",
          {x_in, slot_weight_in, experts.w1, experts.b1, experts.w2, experts.b2, experts.w3},
-         [plan, x_rows, y_rows, w, ew, saved, T, d, wshape = slot_weight_in.shape()](const Tensor& gout_in) {
-           Backend& be = host_backend();
+         [plan, x_rows, y_rows, w, ew, saved, T, d, dev, wshape = slot_weight_in.shape()](const Tensor& gout_in) {
+           Backend& be = backend_for(dev);
            Tensor gout = gout_in.contiguous();
            int64_t R = plan->num_rows;
-           Tensor gy = Tensor::empty(Shape{R, d}, gout.dtype());
-           Tensor gw = Tensor::empty(Shape{plan->num_slots}, gout.dtype());
+           Tensor gy = Tensor::empty(Shape{R, d}, gout.dtype(), dev);
+           Tensor gw = Tensor::empty(Shape{plan->num_slots}, gout.dtype(), dev);
            if (T > 0) be.moe_combine_backward(y_rows, w, plan->slot_row, plan->token_offsets, gout, gy, gw);
            ExpertWeights grads = empty_grads(ew);
            Tensor gx_rows = run_ffn_backward(be, x_rows, plan->expert_offsets, ew, *saved, gy, grads);
-           Tensor gx = Tensor::empty(Shape{T, d}, gout.dtype());
+           Tensor gx = Tensor::empty(Shape{T, d}, gout.dtype(), dev);
            if (T > 0) be.moe_scatter_rows(gx_rows, plan->slot_row, plan->token_offsets, gx);
            return std::vector<Tensor>{gx, gw.reshape(wshape), grads.w1, grads.b1, grads.w2, grads.b2, grads.w3};
          });
@@ -190,15 +194,15 @@ Tensor grouped_expert_ffn(const Tensor& x_rows_in, const std::vector<int64_t>& e
   MOELAB_CHECK(static_cast<int64_t>(expert_offsets.size()) == E + 1 && expert_offsets.front() == 0 &&
                    expert_offsets.back() == R,
                "grouped_expert_ffn: expert_offsets must have E + 1 = " << E + 1 << " entries from 0 to R = " << R);
-  Backend& be = host_backend();
+  Backend& be = backend_for(x_rows_in.device());
   Tensor x_rows = x_rows_in.detach().contiguous();
-  Tensor offsets = from_i64(expert_offsets);
+  Tensor offsets = from_i64(expert_offsets, Device::cpu());  // read on the host by every backend
   ExpertWeights ew = detached(experts);
   auto saved = std::make_shared<FfnSaved>();
   Tensor y = run_ffn(be, x_rows, offsets, ew, *saved);
   record(y, "grouped_expert_ffn", {x_rows_in, experts.w1, experts.b1, experts.w2, experts.b2, experts.w3},
          [x_rows, offsets, ew, saved](const Tensor& gy_in) {
-           Backend& be = host_backend();
+           Backend& be = backend_for(x_rows.device());
            ExpertWeights grads = empty_grads(ew);
            Tensor gx = run_ffn_backward(be, x_rows, offsets, ew, *saved, gy_in.contiguous(), grads);
            return std::vector<Tensor>{gx, grads.w1, grads.b1, grads.w2, grads.b2, grads.w3};

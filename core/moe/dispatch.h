@@ -31,10 +31,11 @@ struct DispatchPlan {
 
 // slot_expert: (S) expert ids (-1 none); token_offsets: (T+1). capacity < 0: dropless. slot_priority
 // (S, float, may be undefined): with a capacity, keep each expert's highest-priority slots instead of the
-// first ones.
+// first ones. The plan's tensors live on `device`.
 std::shared_ptr<DispatchPlan> make_dispatch_plan(const std::vector<int64_t>& slot_expert,
                                                  const std::vector<int64_t>& token_offsets, int64_t num_experts,
-                                                 int64_t capacity, const Tensor& slot_priority = Tensor());
+                                                 int64_t capacity, const Tensor& slot_priority = Tensor(),
+                                                 Device device = Device::cpu());
 
 // Token-major offsets for `tokens` tokens with k slots each: 0, k, 2k, ...
 std::vector<int64_t> uniform_token_offsets(int64_t tokens, int64_t k);

@@ -141,7 +141,7 @@ nn::ForwardOutput MoELayer::forward_aux(const Tensor& x) {
       capacity = std::max<int64_t>(cfg.min_capacity, static_cast<int64_t>(std::ceil(cf * double(T) * double(k) / double(E))));
       if (cfg.drop_policy == DropPolicy::probability) priority = r.slot_priority.defined() ? r.slot_priority : r.slot_weight.detach();
     }
-    auto plan = make_dispatch_plan(plan_expert, r.token_offsets, E, capacity, priority);
+    auto plan = make_dispatch_plan(plan_expert, r.token_offsets, E, capacity, priority, x.device());
     y2 = moe_dispatch_combine(x2, r.slot_weight, plan, experts->weights());
     // ---- statistics of the choice (before drops) ----
     for (int64_t e : r.slot_expert) counts[e] += 1.0;
@@ -187,7 +187,8 @@ nn::ForwardOutput MoELayer::forward_aux(const Tensor& x) {
         std::vector<int64_t> flat(static_cast<size_t>(S));
         for (int64_t t = 0; t < T; ++t)
           for (int64_t s = r.token_offsets[t]; s < r.token_offsets[t + 1]; ++s) flat[s] = t * E + r.slot_expert[s];
-        Tensor gates = scatter_add(Tensor::zeros(Shape{T * E}, x.dtype()), 0, Tensor::from_vector(flat, Shape{S}),
+        Tensor gates = scatter_add(Tensor::zeros(Shape{T * E}, x.dtype(), x.device()), 0,
+                                   Tensor::from_vector(flat, Shape{S}, x.device()),
                                    r.slot_weight.reshape(Shape{S}));
         out.aux_losses.push_back({"importance_loss", importance_loss(gates.reshape(Shape{T, E})), cfg.importance_loss});
       }
@@ -222,7 +223,7 @@ nn::ForwardOutput MoELayer::forward_aux(const Tensor& x) {
     } else {
       for (auto& m : members) {
         if (m.empty()) continue;
-        Tensor pg = index_select(probs, Tensor::from_vector(m, Shape{static_cast<int64_t>(m.size())}));
+        Tensor pg = index_select(probs, Tensor::from_vector(m, Shape{static_cast<int64_t>(m.size())}, x.device()));
         if (cfg.local_entropy_loss > 0) add_term(local, local_entropy(pg));
         if (cfg.global_entropy_loss > 0) add_term(global, global_entropy(pg, cfg.global_entropy_threshold));
       }

@@ -13,7 +13,9 @@ namespace moelab::moe {
 
 namespace {
 
-Tensor index_tensor(const std::vector<int64_t>& v, const Shape& shape) { return Tensor::from_vector(v, shape); }
+Tensor index_tensor(const std::vector<int64_t>& v, const Shape& shape, Device d) {
+  return Tensor::from_vector(v, shape, d);
+}
 
 // Row-wise L2 normalization x / sqrt(sum x^2 + eps) (differentiable).
 Tensor l2_normalize_rows(const Tensor& x) { return x * rsqrt(add(sum(square(x), {-1}, true), 1e-12)); }
@@ -94,18 +96,18 @@ Routing Router::route(const Tensor& x, const RouteOptions& opt) {
       int64_t n = r.token_offsets[t + 1] - r.token_offsets[t];
       for (int64_t s = r.token_offsets[t]; s < r.token_offsets[t + 1]; ++s) w[s] = cfg.weight_scale / double(n);
     }
-    r.slot_weight = Tensor::from_vector(w, Shape{S}).to(dt);
+    r.slot_weight = Tensor::from_vector(w, Shape{S}, x.device()).to(dt);
     return r;
   }
 
   // ---- logits: perturbation and score input ----
   Tensor xr = x;
   if (opt.training && cfg.noise == NoiseKind::jitter && cfg.jitter_eps > 0)
-    xr = x * rand_uniform(x.shape(), 1.0 - cfg.jitter_eps, 1.0 + cfg.jitter_eps, noise_rng, dt);
+    xr = x * rand_uniform(x.shape(), 1.0 - cfg.jitter_eps, 1.0 + cfg.jitter_eps, noise_rng, dt, x.device());
   Tensor z;
   if (cfg.score == ScoreKind::cosine) {
     Tensor h = l2_normalize_rows(linear(xr, proj));
-    Tensor scale = exp(minimum(logit_scale, Tensor::scalar(std::log(100.0), dt)));
+    Tensor scale = exp(minimum(logit_scale, Tensor::scalar(std::log(100.0), dt, x.device())));
     z = linear(h, l2_normalize_rows(weight)) * scale;
   } else {
     z = linear(xr, weight);
@@ -113,11 +115,11 @@ Routing Router::route(const Tensor& x, const RouteOptions& opt) {
   r.clean_logits = z;
   if (cfg.noise == NoiseKind::gaussian) {
     double sigma = cfg.noise_std / static_cast<double>(E);
-    r.noise_std = Tensor::full(Shape{T, E}, sigma, dt);
-    if (opt.training) z = z + rand_normal(Shape{T, E}, 0.0, sigma, noise_rng, dt);
+    r.noise_std = Tensor::full(Shape{T, E}, sigma, dt, x.device());
+    if (opt.training) z = z + rand_normal(Shape{T, E}, 0.0, sigma, noise_rng, dt, x.device());
   } else if (cfg.noise == NoiseKind::learned) {
     r.noise_std = add(softplus(linear(x, noise_weight)), 1e-2);
-    if (opt.training) z = z + rand_normal(Shape{T, E}, 0.0, 1.0, noise_rng, dt) * r.noise_std;
+    if (opt.training) z = z + rand_normal(Shape{T, E}, 0.0, 1.0, noise_rng, dt, x.device()) * r.noise_std;
   }
   r.logits = z;
   Tensor zt = r.temperature == 1.0 ? z : mul(z, 1.0 / r.temperature);
@@ -165,7 +167,7 @@ Routing Router::route(const Tensor& x, const RouteOptions& opt) {
                                                                                     << r.slot_expert[s]);
       flat[s] = t * E + r.slot_expert[s];
     }
-  Tensor flat_idx = index_tensor(flat, Shape{S});
+  Tensor flat_idx = index_tensor(flat, Shape{S}, x.device());
   bool uniform_k = cfg.router != RouterKind::expert_choice;
   Tensor w;
   if (cfg.softmax_order == SoftmaxOrder::after && cfg.router == RouterKind::top_k) {
