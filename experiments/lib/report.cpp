@@ -186,7 +186,8 @@ fs::path write_report(const fs::path& run_dir) {
   }
   html << "</div>\n";
 
-  // Expert load over time: one heatmap per layer (experts x logged steps, at most ~120 columns).
+  // Expert load over time: one heatmap per layer (experts x logged steps, at most 30 columns so that
+  // the cells and step labels stay readable; the CSV has every step).
   std::map<std::string, std::vector<std::pair<int64_t, std::vector<double>>>> loads;  // layer -> (step, fractions)
   for (const auto& r : records) {
     auto it = r.find("moe/load");
@@ -202,7 +203,7 @@ fs::path write_report(const fs::path& run_dir) {
     const auto& rows = loads[layer];
     size_t experts = 0;
     for (const auto& [step, f] : rows) experts = std::max(experts, f.size());
-    size_t stride = std::max<size_t>(1, (rows.size() + 119) / 120);
+    size_t stride = std::max<size_t>(1, (rows.size() + 29) / 30);
     std::vector<std::vector<double>> matrix(experts);
     std::vector<std::string> cols, row_labels;
     for (size_t i = 0; i < rows.size(); i += stride) {
@@ -212,7 +213,7 @@ fs::path write_report(const fs::path& run_dir) {
     for (size_t e = 0; e < experts; ++e) row_labels.push_back("expert " + std::to_string(e));
     html << chart_card(io::svg_heatmap(matrix, {.title = "expert load, " + layer, .x_label = "step",
                                                 .y_label = "expert", .row_labels = row_labels, .col_labels = cols,
-                                                .vmin = 0.0, .annotate = 0}));
+                                                .cell = 18, .vmin = 0.0, .annotate = 0}));
     std::ostringstream csv;
     csv << "step";
     for (size_t e = 0; e < experts; ++e) csv << ",expert_" << e;
@@ -282,6 +283,15 @@ fs::path write_report(const fs::path& run_dir) {
     html << "<p class=\"sub\">No labelled routing was recorded.</p>\n";
   }
   html << "</section>\n";
+
+  // ---- task fragments: report/sections/*.html, in name order, pasted as they are ----
+  if (fs::is_directory(out_dir / "sections")) {
+    std::vector<fs::path> fragments;
+    for (const auto& e : fs::directory_iterator(out_dir / "sections"))
+      if (e.is_regular_file() && e.path().extension() == ".html") fragments.push_back(e.path());
+    std::sort(fragments.begin(), fragments.end());
+    for (const auto& f : fragments) html << io::read_file_bytes(f.string()) << "\n";
+  }
 
   // ---- config ----
   html << "<section id=\"config\">\n<h2>Config</h2>\n<pre>" << esc(config_text) << "</pre>\n</section>\n";

@@ -4,7 +4,9 @@
 // config.toml), so `moelab report RUN_DIR` can rebuild it at any time. Sections (each a
 // <section id=...>): summary, curves (losses and metrics), moe (load CV, label/expert mutual
 // information and balancing terms over time; expert load over time as a heatmap per layer), routing
-// (labels x experts heatmaps of the last evaluation with their mutual information), config.
+// (labels x experts heatmaps of the last evaluation with their mutual information), then every
+// fragment a task wrote to report/sections/<name>.html (whole <section>s, self-contained, pasted in
+// name order), then config.
 // CSV files beside it hold the plotted data: scalars.csv, expert_load_layer_<i>.csv,
 // labels_experts_layer_<i>.csv.
 #include <filesystem>

@@ -25,6 +25,11 @@
 // biases and other buffers, step-dependent schedules inside the task) must round-trip through
 // save_state/load_state. evaluate() must not disturb training state (use its own stream or a fixed one).
 //
+// Reports: the Trainer's report (experiments/lib/report.h) draws the curves, MoE statistics and the
+// routing heatmaps from what the task returns. A task that has more to show writes self-contained HTML
+// <section>s to <run_dir>/report/sections/<name>.html (e.g. from evaluate() at the last step); they are
+// pasted into report/index.html, also when `moelab report` rebuilds it.
+//
 // Registering a task (in its own .cpp; experiments/lib is linked whole, so the static object is kept):
 //   static moelab::experiments::TaskRegistration reg{"toy_mixture", "MoE regression on a mixture of functions",
 //                                            [] { return std::make_unique<ToyMixtureTask>(); }};

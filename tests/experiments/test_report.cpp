@@ -121,4 +121,16 @@ TEST_F(ReportTest, ReportCommandRebuildsTheSamePage) {
   EXPECT_EQ(read_text(run_dir_ / "report" / "index.html"), html_);
 }
 
+TEST_F(ReportTest, PastesTaskSectionsBeforeTheConfig) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.output;
+  write_text(run_dir_ / "report" / "sections" / "extra.html", "<section id=\"extra\"><h2>Task extra</h2></section>");
+  CommandResult r = run_moelab({"report", run_dir_.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string html = read_text(run_dir_ / "report" / "index.html");
+  size_t extra = html.find("<section id=\"extra\"><h2>Task extra</h2></section>");
+  ASSERT_NE(extra, std::string::npos);
+  EXPECT_GT(extra, html.find("<section id=\"routing\">"));
+  EXPECT_LT(extra, html.find("<section id=\"config\">"));
+}
+
 }  // namespace

@@ -199,13 +199,28 @@ TEST_F(RunDirTest, EvalCommandReproducesTheLoggedEvaluation) {
 TEST_F(RunDirTest, KeepsOnlyTheNewestCheckpoints) {
   fs::path dir = root_ / "keep2";
   CommandResult r = run_moelab({"run", config_.string(), "train.keep_checkpoints=2", "train.eval_every=0", "--run-dir",
-                                dir.string(), "--progress", "none", "--no-report"});
+                                dir.string(), "--progress", "bar", "--no-report"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // --progress bar redraws one tqdm-style line in place.
+  EXPECT_NE(r.output.find('\r'), std::string::npos);
+  EXPECT_NE(r.output.find("24/24 ["), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("it/s"), std::string::npos) << r.output;
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir / "ckpt")) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"step_000000016", "step_000000024"}));
   EXPECT_FALSE(fs::exists(dir / "report"));
+}
+
+TEST_F(RunDirTest, EpochsAndGradientAccumulation) {
+  // 256 examples / 32 per micro-batch = 8 micro-batches per epoch; 2 per step -> 4 steps per epoch.
+  fs::path dir = root_ / "epochs";
+  CommandResult r = run_moelab({"run", config_.string(), "train.epochs=2", "train.grad_accum=2", "train.eval_every=0",
+                                "train.checkpoint_every=0", "--run-dir", dir.string(), "--progress", "none", "--no-report"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(read_text(dir / "summary.json"))["steps"], 8);
+  auto state = moelab::io::read_safetensors((dir / "ckpt" / "step_000000008" / "state.safetensors").string());
+  EXPECT_EQ(state.metadata_value("task.data.position"), "16");  // two micro-batches per optimizer step
 }
 
 TEST_F(RunDirTest, RefusesToOverwriteARunWithoutResume) {
