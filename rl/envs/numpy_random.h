@@ -42,8 +42,8 @@ class Mt19937 {
     index_ = 0;
   }
 
-  uint32_t state_[kStateSize];
   int index_ = kStateSize;
+  uint32_t state_[kStateSize];
 };
 
 class NumpyRandom {

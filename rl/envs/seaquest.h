@@ -15,8 +15,8 @@ namespace moelab::rl {
 // A fixed-capacity list with Python's list.remove semantics; no heap allocation.
 template <class T, int Capacity>
 struct SmallList {
+  int size = 0;  // first, next to the items in use: one cache line for short lists
   T items[Capacity];
-  int size = 0;
 
   T& operator[](int i) { return items[i]; }
   const T& operator[](int i) const { return items[i]; }

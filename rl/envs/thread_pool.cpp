@@ -7,7 +7,10 @@
 namespace moelab::rl {
 
 namespace {
-constexpr auto kSpinTime = std::chrono::microseconds(30);
+// Spin budgets: a worker waits for the next job a little longer than the caller waits for the last chunk
+// (a chunk is a few microseconds of work); past them, sleep, which costs no CPU on a busy machine.
+constexpr auto kJobSpin = std::chrono::microseconds(20);
+constexpr auto kDoneSpin = std::chrono::microseconds(5);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -15,10 +18,10 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spins until done() or kSpinTime passes; true when done.
+// Spins until done() or `budget` passes; true when done.
 template <class Done>
-bool spin_until(Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+bool spin_until(Done done, std::chrono::microseconds budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
   for (int spin = 0;; ++spin) {
     if (done()) return true;
     cpu_relax();
@@ -53,7 +56,7 @@ void ThreadPool::worker_loop() {
   for (;;) {
     if (stop_.load()) return;
     auto posted = [&] { return generation_.load() != seen; };
-    if (!spin_until(posted)) {
+    if (!spin_until(posted, kJobSpin)) {
       std::unique_lock<std::mutex> lock(sleep_mutex_);
       job_posted_.wait(lock, posted);
     }
@@ -96,7 +99,7 @@ void ThreadPool::run(const std::function<void()>& fn) {
   if (!workers_.empty()) {
     open_.store(0);
     auto finished = [&] { return active_.load() == 0; };
-    if (!spin_until(finished)) {
+    if (!spin_until(finished, kDoneSpin)) {
       std::unique_lock<std::mutex> lock(sleep_mutex_);
       job_done_.wait(lock, finished);
     }
