@@ -342,8 +342,9 @@ void MoEConfig::validate() const {
     MOELAB_CHECK(router == RouterKind::top_k && score != ScoreKind::sigmoid,
                  "moe.softmax_order = after needs router = top_k with a softmax or cosine score");
   if (!has_router_probs())
-    MOELAB_CHECK(noise == NoiseKind::none, "moe.noise = " << noise_name(noise) << " needs a learned router; router = "
-                                                          << router_name(router) << " has none");
+    MOELAB_CHECK(noise == NoiseKind::none, "moe.noise = " << noise_name(noise) << " perturbs router logits: it applies to "
+                                                          "router = top_k, expert_choice or sinkhorn, not "
+                                                          << router_name(router));
 }
 
 std::string MoEConfig::describe() const {
