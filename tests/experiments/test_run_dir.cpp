@@ -196,9 +196,16 @@ TEST_F(RunDirTest, EvalCommandReproducesTheLoggedEvaluation) {
   EXPECT_NE(missing.output.find("no complete checkpoint for step 5 (available: 8 16 24)"), std::string::npos) << missing.output;
 }
 
-TEST_F(RunDirTest, KeepsOnlyTheNewestCheckpoints) {
-  fs::path dir = root_ / "keep2";
-  CommandResult r = run_moelab({"run", config_.string(), "train.keep_checkpoints=2", "train.eval_every=0", "--run-dir",
+// The tests below start their own runs (plain tests: no suite run needed).
+fs::path own_config(const std::string& name) {
+  fs::path p = fresh_dir("run_dir", name) / "tiny.toml";
+  write_text(p, tiny_config());
+  return p;
+}
+
+TEST(RunDirOptions, KeepsOnlyTheNewestCheckpointsAndDrawsABar) {
+  fs::path config = own_config("keep2"), dir = config.parent_path() / "run";
+  CommandResult r = run_moelab({"run", config.string(), "train.keep_checkpoints=2", "train.eval_every=0", "--run-dir",
                                 dir.string(), "--progress", "bar", "--no-report"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // --progress bar redraws one tqdm-style line in place.
@@ -212,10 +219,10 @@ TEST_F(RunDirTest, KeepsOnlyTheNewestCheckpoints) {
   EXPECT_FALSE(fs::exists(dir / "report"));
 }
 
-TEST_F(RunDirTest, EpochsAndGradientAccumulation) {
+TEST(RunDirOptions, EpochsAndGradientAccumulation) {
   // 256 examples / 32 per micro-batch = 8 micro-batches per epoch; 2 per step -> 4 steps per epoch.
-  fs::path dir = root_ / "epochs";
-  CommandResult r = run_moelab({"run", config_.string(), "train.epochs=2", "train.grad_accum=2", "train.eval_every=0",
+  fs::path config = own_config("epochs"), dir = config.parent_path() / "run";
+  CommandResult r = run_moelab({"run", config.string(), "train.epochs=2", "train.grad_accum=2", "train.eval_every=0",
                                 "train.checkpoint_every=0", "--run-dir", dir.string(), "--progress", "none", "--no-report"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(json::parse(read_text(dir / "summary.json"))["steps"], 8);

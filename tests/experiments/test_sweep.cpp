@@ -3,6 +3,7 @@
 // mean ± std that match the runs' summaries.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "moelab_cli_util.h"
@@ -69,7 +70,7 @@ model.moe.router = ["top_k", "soft_moe"]
   static inline CommandResult first_;
 };
 
-TEST_F(SweepTest, RunsEveryPointAndSeed) {
+TEST_F(SweepTest, RunsEveryPointAndComparesTheSeeds) {
   ASSERT_EQ(first_.exit_code, 0) << first_.output;
   EXPECT_NE(first_.output.find("4 runs (2 points x 2 seeds)"), std::string::npos) << first_.output;
   for (const char* router : {"top_k", "soft_moe"})
@@ -82,10 +83,8 @@ TEST_F(SweepTest, RunsEveryPointAndSeed) {
       EXPECT_TRUE(fs::exists(run_dir(router, seed) / "stdout.txt"));
     }
   EXPECT_EQ(count_lines_starting(first_.output, "start "), 4);
-}
 
-TEST_F(SweepTest, CompareTableHasMeanAndStdOverSeeds) {
-  ASSERT_EQ(first_.exit_code, 0) << first_.output;
+  // The comparison written at the end: one row per router, mean ± std over the two seeds.
   for (const char* f : {"compare.md", "compare.csv", "compare.html"}) EXPECT_TRUE(fs::exists(out_ / f)) << f;
   auto rows = read_csv(out_ / "compare.csv");
   ASSERT_EQ(rows.size(), 3u);  // header + one row per router
@@ -108,6 +107,19 @@ TEST_F(SweepTest, CompareTableHasMeanAndStdOverSeeds) {
   EXPECT_NE(md.find(" ± "), std::string::npos) << md;
   std::string html = read_text(out_ / "compare.html");
   EXPECT_NE(html.find("<table id=\"compare\">"), std::string::npos);
+
+  // `moelab compare` on the sweep directory gives the same groups.
+  fs::path table_dir = root_ / "tables";
+  CommandResult r = run_moelab({"compare", out_.string(), "--out", table_dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| \"top_k\" | 2 |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| \"soft_moe\" | 2 |"), std::string::npos) << r.output;
+  auto sorted_rows = [](const fs::path& p) {
+    auto rows = read_csv(p);
+    std::sort(rows.begin() + 1, rows.end());  // groups come in path order here, grid order from the sweep
+    return rows;
+  };
+  EXPECT_EQ(sorted_rows(table_dir / "compare.csv"), sorted_rows(out_ / "compare.csv"));
 }
 
 TEST_F(SweepTest, SecondInvocationSkipsFinishedRunsAndResumesUnfinishedOnes) {
@@ -129,30 +141,23 @@ TEST_F(SweepTest, SecondInvocationSkipsFinishedRunsAndResumesUnfinishedOnes) {
   EXPECT_EQ(json::parse(read_text(run_dir("soft_moe", 1) / "summary.json"))["status"], "completed");
 }
 
-TEST_F(SweepTest, CompareCommandOnTheSweepDirectory) {
-  ASSERT_EQ(first_.exit_code, 0) << first_.output;
-  fs::path table_dir = root_ / "tables";
-  CommandResult r = run_moelab({"compare", out_.string(), "--out", table_dir.string()});
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("| \"top_k\" | 2 |"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("| \"soft_moe\" | 2 |"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(table_dir / "compare.csv"));
-}
-
-TEST_F(SweepTest, InvalidGridPointIsRejectedBeforeAnythingRuns) {
-  write_text(root_ / "bad.toml", R"(base = "base.toml"
+// Needs no sweep to have run: a plain test.
+TEST(SweepFile, InvalidGridPointIsRejectedBeforeAnythingRuns) {
+  fs::path root = fresh_dir("sweep", "invalid");
+  write_text(root / "base.toml", tiny_config());
+  write_text(root / "bad.toml", R"(base = "base.toml"
 [grid]
 model.moe.top_k = [1, 9]
 )");
-  fs::path out = root_ / "bad_out";
-  CommandResult r = run_moelab({"sweep", (root_ / "bad.toml").string(), "--out", out.string()});
+  fs::path out = root / "bad_out";
+  CommandResult r = run_moelab({"sweep", (root / "bad.toml").string(), "--out", out.string()});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("sweep point top_k=9"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("exceeds model.moe.num_experts = 4"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
 
-  write_text(root_ / "typo.toml", "base = \"base.toml\"\nseed = [1]\n");
-  r = run_moelab({"sweep", (root_ / "typo.toml").string()});
+  write_text(root / "typo.toml", "base = \"base.toml\"\nseed = [1]\n");
+  r = run_moelab({"sweep", (root / "typo.toml").string()});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("typo.toml:2:1: unknown sweep key 'seed'; did you mean 'seeds'?"), std::string::npos) << r.output;
 }
