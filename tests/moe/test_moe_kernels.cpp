@@ -175,20 +175,26 @@ TEST(MoeKernels, ExpertChoiceSlotsAndEmptyExperts) {
 }
 
 TEST(MoeKernels, ResultsDoNotDependOnThreadCount) {
-  int64_t T = 300, E = 16, k = 2, d = 32, f = 48;
-  auto se = random_assignments(T, E, k, 21);
-  Case c{ExpertActivation::swiglu, true, DType::f32};
-  ExpertWeights ew = make_weights(E, d, f, c, 22);
-  Tensor x = test::randn(Shape{T, d}, 23), w = test::randn(Shape{T * k}, 24);
-  int prev = omp_get_max_threads();
-  omp_set_num_threads(1);
-  auto one = run_fused(BackendKind::cpu, x, w, ew, se, T, k, E, -1);
-  omp_set_num_threads(std::max(2, prev));
-  auto many = run_fused(BackendKind::cpu, x, w, ew, se, T, k, E, -1);
-  omp_set_num_threads(prev);
-  for (size_t i = 0; i < one.size(); ++i) {
-    std::vector<float> a = one[i].to_vector<float>(), b = many[i].to_vector<float>();
-    EXPECT_TRUE(a == b) << "tensor " << i << " differs between 1 and " << std::max(2, prev) << " threads";
+  // Many small experts (run in parallel across experts) and two large ones (threaded BLAS per expert).
+  struct Shape5 {
+    int64_t T, E, k, d, f;
+  };
+  for (Shape5 sh : {Shape5{300, 16, 2, 32, 48}, Shape5{700, 2, 1, 64, 160}}) {
+    auto se = random_assignments(sh.T, sh.E, sh.k, 21);
+    Case c{ExpertActivation::swiglu, true, DType::f32};
+    ExpertWeights ew = make_weights(sh.E, sh.d, sh.f, c, 22);
+    Tensor x = test::randn(Shape{sh.T, sh.d}, 23), w = test::randn(Shape{sh.T * sh.k}, 24);
+    int prev = omp_get_max_threads();
+    omp_set_num_threads(1);
+    auto one = run_fused(BackendKind::cpu, x, w, ew, se, sh.T, sh.k, sh.E, -1);
+    omp_set_num_threads(std::max(2, prev));
+    auto many = run_fused(BackendKind::cpu, x, w, ew, se, sh.T, sh.k, sh.E, -1);
+    omp_set_num_threads(prev);
+    for (size_t i = 0; i < one.size(); ++i) {
+      std::vector<float> a = one[i].to_vector<float>(), b = many[i].to_vector<float>();
+      EXPECT_TRUE(a == b) << "E = " << sh.E << ": tensor " << i << " differs between 1 and " << std::max(2, prev)
+                          << " threads";
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // cpu: MoE routing plan (histogram, scan, stable counting sort, capacity), row gather/scatter, combine and
-// the grouped expert FFN: one OpenBLAS GEMM pair per non-empty expert. Small experts run in parallel
-// across threads (BLAS single-threaded inside); large ones run one after another with threaded BLAS.
-// Every output element is written by one thread in a fixed order: results do not depend on the thread count.
+// the grouped expert FFN: OpenBLAS GEMMs per non-empty expert, cut into fixed tiles (row blocks, and column
+// blocks of the weight gradients) that run in parallel with single-threaded BLAS inside. Every output
+// element is computed by one tile in a fixed order: results do not depend on the thread count.
 #include <cblas.h>
 
 #include <algorithm>
@@ -33,48 +33,58 @@ template <typename T> T act_value(ExpertActivation act, T h) {
   return kern::unary<UnaryOp::silu, T>(h, T(0));
 }
 
-// Rows per parallel chunk for row-wise loops of width w (about 16K elements per chunk).
-int64_t rows_grain(int64_t w) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(w, 1)); }
+// Rows per parallel chunk for the memory-bound row copies of width w (about 64K elements per chunk).
+int64_t rows_grain(int64_t w) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(w, 1)); }
 
-// The order in which expert segments run: non-empty experts, largest first (better load balance).
-struct Segments {
-  std::vector<int64_t> order;  // expert ids
-  bool expert_parallel = false;
+// The grouped FFN runs as tiles whose boundaries depend only on the shapes: row blocks of an expert's
+// segment (forward, and the backward's row-wise part) and column blocks of an expert's weight gradient.
+// Each tile is one single-threaded GEMM chain, tiles run in parallel, so results do not depend on the
+// number of threads (threaded BLAS would split its reductions differently).
+constexpr int64_t kRowTile = 256, kColTile = 256;
+
+struct Tile {
+  int64_t e, begin, end;  // expert; rows [begin, end) or columns [begin, end)
 };
-Segments plan_segments(const int64_t* off, int64_t E, int64_t width) {
-  Segments s;
-  int64_t R = off[E], largest = 0;
+
+// Row tiles of every non-empty expert, largest experts first (better load balance).
+std::vector<Tile> row_tiles(const int64_t* off, int64_t E) {
+  std::vector<int64_t> order;
   for (int64_t e = 0; e < E; ++e)
-    if (off[e + 1] > off[e]) {
-      s.order.push_back(e);
-      largest = std::max(largest, off[e + 1] - off[e]);
-    }
-  std::stable_sort(s.order.begin(), s.order.end(),
+    if (off[e + 1] > off[e]) order.push_back(e);
+  std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return off[a + 1] - off[a] > off[b + 1] - off[b]; });
-  int64_t threads = omp_get_max_threads();
-  // Experts in parallel when no expert holds a thread's share of the rows (else threaded BLAS per expert)
-  // and the work is worth a fork (width = d * f multiply-adds per row).
-  s.expert_parallel = threads > 1 && !omp_in_parallel() && s.order.size() > 1 && largest * threads < R &&
-                      R * width >= (int64_t(1) << 18);
-  return s;
+  std::vector<Tile> tiles;
+  for (int64_t e : order)
+    for (int64_t r = off[e]; r < off[e + 1]; r += kRowTile) tiles.push_back({e, r, std::min(off[e + 1], r + kRowTile)});
+  return tiles;
 }
 
-// Runs body(e) for every segment: in parallel across experts, or serially (each body may use threads).
-template <typename F> void for_each_segment(const Segments& s, F&& body) {
-  if (s.expert_parallel) {
-    int64_t n = static_cast<int64_t>(s.order.size());
+// Column tiles [0, width) of every expert with more than one row tile (an expert that fits in one row
+// tile gets its weight gradients in that tile's task, while its rows are still in cache).
+std::vector<Tile> column_tiles(const int64_t* off, int64_t E, int64_t width) {
+  std::vector<Tile> tiles;
+  for (int64_t e = 0; e < E; ++e)
+    if (off[e + 1] - off[e] > kRowTile)
+      for (int64_t c = 0; c < width; c += kColTile) tiles.push_back({e, c, std::min(width, c + kColTile)});
+  return tiles;
+}
+
+// Runs body(tile) for every tile, in parallel when the work (multiply-adds) pays for a fork.
+template <typename F> void for_each_tile(const std::vector<Tile>& tiles, int64_t work, F&& body) {
+  int64_t n = static_cast<int64_t>(tiles.size());
+  if (n > 1 && work >= (int64_t(1) << 18) && omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; ++i) body(s.order[i]);
+    for (int64_t i = 0; i < n; ++i) body(tiles[i]);
   } else {
-    for (int64_t e : s.order) body(e);
+    for (const Tile& t : tiles) body(t);
   }
 }
 
-// Column sums of rows (n, w) into out (w), rows added in order.
-template <typename T> void column_sum(const T* rows, int64_t n, int64_t w, T* out) {
+// Column sums of rows (n, w) with leading dimension ld into out (w), rows added in order.
+template <typename T> void column_sum(const T* rows, int64_t n, int64_t w, int64_t ld, T* out) {
   std::fill(out, out + w, T(0));
   for (int64_t r = 0; r < n; ++r)
-    for (int64_t j = 0; j < w; ++j) out[j] += rows[r * w + j];
+    for (int64_t j = 0; j < w; ++j) out[j] += rows[r * ld + j];
 }
 
 template <typename T> T dot(const T* a, const T* b, int64_t n) {
@@ -227,7 +237,7 @@ void CpuBackend::moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offse
   int64_t E = w.w1.size(0), d = w.w1.size(1), f = w.w1.size(2);
   const int64_t* off = expert_offsets.data<int64_t>();
   bool swiglu = w.act == ExpertActivation::swiglu;
-  Segments segs = plan_segments(off, E, d * f);
+  std::vector<Tile> tiles = row_tiles(off, E);
   dispatch_dtype(x_rows.dtype(), [&]<typename T>() {
     if constexpr (!std::is_floating_point_v<T>) {
       MOELAB_FAIL("moe_expert_ffn: float tensors only");
@@ -238,36 +248,33 @@ void CpuBackend::moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offse
       const T* w3 = swiglu ? w.w3.data<T>() : nullptr;
       T *ph = h.data<T>(), *pa = a.data<T>(), *py = y_rows.data<T>();
       T* pgate = swiglu ? g.data<T>() : nullptr;
-      for_each_segment(segs, [&](int64_t e) {
-        int64_t r0 = off[e], n = off[e + 1] - off[e];
+      for_each_tile(tiles, off[E] * d * f, [&](const Tile& t) {
+        int64_t e = t.e, r0 = t.begin, n = t.end - t.begin;
         const T* x = px + r0 * d;
         gemm<T>(false, false, n, f, d, x, d, w1 + e * d * f, f, T(0), ph + r0 * f, f);
         if (swiglu) gemm<T>(false, false, n, f, d, x, d, w3 + e * d * f, f, T(0), pgate + r0 * f, f);
         // Bias and activation, fused in one pass over the hidden rows.
-        parallel_for(n, rows_grain(f), [&](int64_t b, int64_t end) {
-          for (int64_t r = r0 + b; r < r0 + end; ++r) {
-            T *hr = ph + r * f, *ar = pa + r * f;
-            if (b1)
-              for (int64_t j = 0; j < f; ++j) hr[j] += b1[e * f + j];
-            switch (w.act) {
-              case ExpertActivation::relu:
-                for (int64_t j = 0; j < f; ++j) ar[j] = hr[j] > T(0) ? hr[j] : T(0);
-                break;
-              case ExpertActivation::gelu:
-                for (int64_t j = 0; j < f; ++j) ar[j] = kern::unary<UnaryOp::gelu_tanh, T>(hr[j], T(0));
-                break;
-              case ExpertActivation::swiglu: {
-                const T* gr = pgate + r * f;
-                for (int64_t j = 0; j < f; ++j) ar[j] = kern::unary<UnaryOp::silu, T>(hr[j], T(0)) * gr[j];
-                break;
-              }
+        for (int64_t r = r0; r < t.end; ++r) {
+          T *hr = ph + r * f, *ar = pa + r * f;
+          if (b1)
+            for (int64_t j = 0; j < f; ++j) hr[j] += b1[e * f + j];
+          switch (w.act) {
+            case ExpertActivation::relu:
+              for (int64_t j = 0; j < f; ++j) ar[j] = hr[j] > T(0) ? hr[j] : T(0);
+              break;
+            case ExpertActivation::gelu:
+              for (int64_t j = 0; j < f; ++j) ar[j] = kern::unary<UnaryOp::gelu_tanh, T>(hr[j], T(0));
+              break;
+            case ExpertActivation::swiglu: {
+              const T* gr = pgate + r * f;
+              for (int64_t j = 0; j < f; ++j) ar[j] = kern::unary<UnaryOp::silu, T>(hr[j], T(0)) * gr[j];
+              break;
             }
           }
-        });
-        T* y = py + r0 * d;
-        if (b2) {
-          for (int64_t r = 0; r < n; ++r) std::copy(b2 + e * d, b2 + (e + 1) * d, y + r * d);
         }
+        T* y = py + r0 * d;
+        if (b2)
+          for (int64_t r = 0; r < n; ++r) std::copy(b2 + e * d, b2 + (e + 1) * d, y + r * d);
         gemm<T>(false, false, n, d, f, pa + r0 * f, f, w2 + e * f * d, d, b2 ? T(1) : T(0), y, d);
       });
     }
@@ -281,20 +288,19 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
   const int64_t* off = expert_offsets.data<int64_t>();
   int64_t R = off[E];
   bool swiglu = w.act == ExpertActivation::swiglu;
-  Segments segs = plan_segments(off, E, d * f);
-  // Experts without rows get zero gradients.
-  std::vector<Tensor*> outs = {&grads.w1, &grads.b1, &grads.w2, &grads.b2, &grads.w3};
-  std::vector<int64_t> per_expert;
+  std::vector<Tile> rows = row_tiles(off, E), cols_f = column_tiles(off, E, f), cols_d = column_tiles(off, E, d);
+  std::vector<int64_t> empty;
   for (int64_t e = 0; e < E; ++e)
-    if (off[e + 1] == off[e]) per_expert.push_back(e);
+    if (off[e + 1] == off[e]) empty.push_back(e);
   dispatch_dtype(x_rows.dtype(), [&]<typename T>() {
     if constexpr (!std::is_floating_point_v<T>) {
       MOELAB_FAIL("moe_expert_ffn_backward: float tensors only");
     } else {
-      for (Tensor* t : outs) {
+      // Experts without rows get zero gradients.
+      for (Tensor* t : {&grads.w1, &grads.b1, &grads.w2, &grads.b2, &grads.w3}) {
         if (!t->defined()) continue;
         int64_t stride = t->numel() / E;
-        for (int64_t e : per_expert) std::fill(t->data<T>() + e * stride, t->data<T>() + (e + 1) * stride, T(0));
+        for (int64_t e : empty) std::fill(t->data<T>() + e * stride, t->data<T>() + (e + 1) * stride, T(0));
       }
       Tensor dh_t = Tensor::empty(Shape{R, f}, x_rows.dtype());
       Tensor dg_t = swiglu ? Tensor::empty(Shape{R, f}, x_rows.dtype()) : Tensor();
@@ -307,49 +313,58 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
       T* gb2 = grads.b2.defined() ? grads.b2.data<T>() : nullptr;
       T* gw3 = swiglu ? grads.w3.data<T>() : nullptr;
       T *pdh = dh_t.data<T>(), *pdg = swiglu ? dg_t.data<T>() : nullptr;
-      for_each_segment(segs, [&](int64_t e) {
-        int64_t r0 = off[e], n = off[e + 1] - off[e];
-        const T *x = px + r0 * d, *gy = pgy + r0 * d, *ar = pa + r0 * f;
+      int64_t work = R * d * f;
+      // Columns [c0, c1) of expert e's gw2 = a^T gy and gb2 (over d), of gw1 = x^T dh, gb1, gw3 = x^T dg (over f).
+      auto weight_grads_d = [&](int64_t e, int64_t c0, int64_t c1) {
+        int64_t r0 = off[e], n = off[e + 1] - off[e], nc = c1 - c0;
+        gemm<T>(true, false, f, nc, n, pa + r0 * f, f, pgy + r0 * d + c0, d, T(0), gw2 + e * f * d + c0, d);
+        if (gb2) column_sum(pgy + r0 * d + c0, n, nc, d, gb2 + e * d + c0);
+      };
+      auto weight_grads_f = [&](int64_t e, int64_t c0, int64_t c1) {
+        int64_t r0 = off[e], n = off[e + 1] - off[e], nc = c1 - c0;
+        gemm<T>(true, false, d, nc, n, px + r0 * d, d, pdh + r0 * f + c0, f, T(0), gw1 + e * d * f + c0, f);
+        if (gb1) column_sum(pdh + r0 * f + c0, n, nc, f, gb1 + e * f + c0);
+        if (swiglu)
+          gemm<T>(true, false, d, nc, n, px + r0 * d, d, pdg + r0 * f + c0, f, T(0), gw3 + e * d * f + c0, f);
+      };
+      // Row tiles: da = gy W2^T, dh = da * act'(h) (dg = da * silu(h) for swiglu), gx = dh W1^T (+ dg W3^T).
+      for_each_tile(rows, work, [&](const Tile& t) {
+        int64_t e = t.e, r0 = t.begin, n = t.end - t.begin;
         T* dh = pdh + r0 * f;
-        // da = gy W2^T, then dh = da * act'(h) in place (and dg = da * silu(h) for swiglu).
-        gemm<T>(false, true, n, f, d, gy, d, w2 + e * f * d, d, T(0), dh, f);
-        gemm<T>(true, false, f, d, n, ar, f, gy, d, T(0), gw2 + e * f * d, d);
-        if (gb2) column_sum(gy, n, d, gb2 + e * d);
-        parallel_for(n, rows_grain(f), [&](int64_t b, int64_t end) {
-          for (int64_t r = b; r < end; ++r) {
-            T* dr = dh + r * f;
-            const T* hr = ph + (r0 + r) * f;
-            switch (w.act) {
-              case ExpertActivation::relu:
-                for (int64_t j = 0; j < f; ++j) dr[j] = hr[j] > T(0) ? dr[j] : T(0);
-                break;
-              case ExpertActivation::gelu:
-                for (int64_t j = 0; j < f; ++j)
-                  dr[j] *= kern::unary_derivative<UnaryOp::gelu_tanh, T>(hr[j], T(0), T(0));
-                break;
-              case ExpertActivation::swiglu: {
-                const T* gr = pgate + (r0 + r) * f;
-                T* dgr = pdg + (r0 + r) * f;
-                for (int64_t j = 0; j < f; ++j) {
-                  T s = kern::sigmoid(hr[j]);
-                  T da = dr[j];
-                  dgr[j] = da * hr[j] * s;
-                  dr[j] = da * gr[j] * s * (T(1) + hr[j] * (T(1) - s));
-                }
-                break;
+        gemm<T>(false, true, n, f, d, pgy + r0 * d, d, w2 + e * f * d, d, T(0), dh, f);
+        for (int64_t r = r0; r < t.end; ++r) {
+          T* dr = pdh + r * f;
+          const T* hr = ph + r * f;
+          switch (w.act) {
+            case ExpertActivation::relu:
+              for (int64_t j = 0; j < f; ++j) dr[j] = hr[j] > T(0) ? dr[j] : T(0);
+              break;
+            case ExpertActivation::gelu:
+              for (int64_t j = 0; j < f; ++j) dr[j] *= kern::unary_derivative<UnaryOp::gelu_tanh, T>(hr[j], T(0), T(0));
+              break;
+            case ExpertActivation::swiglu: {
+              const T* gr = pgate + r * f;
+              T* dgr = pdg + r * f;
+              for (int64_t j = 0; j < f; ++j) {
+                T s = kern::sigmoid(hr[j]);
+                T da = dr[j];
+                dgr[j] = da * hr[j] * s;
+                dr[j] = da * gr[j] * s * (T(1) + hr[j] * (T(1) - s));
               }
+              break;
             }
           }
-        });
-        gemm<T>(true, false, d, f, n, x, d, dh, f, T(0), gw1 + e * d * f, f);
-        if (gb1) column_sum(dh, n, f, gb1 + e * f);
+        }
         gemm<T>(false, true, n, d, f, dh, f, w1 + e * d * f, f, T(0), gx + r0 * d, d);
-        if (swiglu) {
-          const T* dg = pdg + r0 * f;
-          gemm<T>(true, false, d, f, n, x, d, dg, f, T(0), gw3 + e * d * f, f);
-          gemm<T>(false, true, n, d, f, dg, f, w3 + e * d * f, f, T(1), gx + r0 * d, d);
+        if (swiglu) gemm<T>(false, true, n, d, f, pdg + r0 * f, f, w3 + e * d * f, f, T(1), gx + r0 * d, d);
+        if (t.begin == off[e] && t.end == off[e + 1]) {  // the expert's only tile: its weight gradients too
+          weight_grads_d(e, 0, d);
+          weight_grads_f(e, 0, f);
         }
       });
+      // Column tiles of the larger experts' weight gradients.
+      for_each_tile(cols_d, work, [&](const Tile& t) { weight_grads_d(t.e, t.begin, t.end); });
+      for_each_tile(cols_f, work, [&](const Tile& t) { weight_grads_f(t.e, t.begin, t.end); });
     }
   });
 }
