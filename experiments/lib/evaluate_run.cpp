@@ -26,7 +26,7 @@ CheckpointEval evaluate_checkpoint(const fs::path& run_dir, std::optional<int64_
   auto task = find_task(cfg.get_string("task")).make();
   TaskContext ctx;
   ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
-  ctx.run_dir = run_dir.string();
+  // Empty: evaluating a checkpoint must not rewrite the run's files.
   task->build(cfg, ctx);
   for (auto& [name, p] : task->named_parameters()) {
     const Tensor* saved = nn::find_tensor(d.model, name);

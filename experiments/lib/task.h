@@ -118,7 +118,7 @@ struct TaskState {
 // What the Trainer tells the task when building it.
 struct TaskContext {
   uint64_t seed = 0;                             // the config's `seed`; derive streams with RngStream(seed, "data")
-  std::string run_dir;                           // may be empty (moelab eval of a copied checkpoint)
+  std::string run_dir;                           // empty under `moelab eval`: then write no files
   std::function<void(const std::string&)> log;   // a line for the console and log.txt (no newline needed)
 };
 

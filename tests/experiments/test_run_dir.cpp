@@ -70,6 +70,10 @@ TEST_F(RunDirTest, DirectoryHoldsTheDocumentedFiles) {
   std::string csv = read_text(run_dir_ / "routing" / "labels_experts_layer_1.csv");
   EXPECT_EQ(csv.substr(0, csv.find('\n')), "label,expert_0,expert_1,expert_2,expert_3");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);  // header + 3 clusters
+  // Per-token samples of the last evaluation's first batch: one line per (example, slot), top_k = 1.
+  std::string tokens = read_text(run_dir_ / "routing" / "tokens_blocks.1.ffn.csv");
+  EXPECT_EQ(tokens.substr(0, tokens.find('\n')), "token,cluster,slot,expert,weight,kept");
+  EXPECT_EQ(std::count(tokens.begin(), tokens.end(), '\n'), 1 + 32);  // the batch has 32 examples
 }
 
 TEST_F(RunDirTest, ConfigTomlIsTheResolvedConfig) {

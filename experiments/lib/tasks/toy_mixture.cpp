@@ -8,9 +8,12 @@
 // where FFN is an MoE layer (model.moe.*) in blocks chosen by model.moe_every, else a dense MLP.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <numeric>
 
+#include "core/io/atomic_file.h"
+#include "core/io/text_util.h"
 #include "core/moe/moe_layer.h"
 #include "core/nn/layers.h"
 #include "core/nn/mlp.h"
@@ -20,6 +23,8 @@
 
 namespace moelab::experiments {
 namespace {
+
+namespace fs = std::filesystem;
 
 struct Dataset {
   Tensor x;                     // (N, in) f32
@@ -116,6 +121,7 @@ class ToyMixtureTask : public Task {
 
   void build(const Config& cfg, const TaskContext& ctx) override {
     seed_ = ctx.seed;
+    run_dir_ = ctx.run_dir;
     clusters_ = cfg.get_int("data.clusters");
     in_ = cfg.get_int("data.input_dim");
     out_ = cfg.get_int("data.output_dim");
@@ -183,6 +189,7 @@ class ToyMixtureTask : public Task {
       std::vector<int64_t> labels(eval_.labels.begin() + start, eval_.labels.begin() + end);
       set_moe_labels(*model_, Tensor::from_vector(labels, Shape{end - start}));
       Tensor err = square(model_->forward(x) - y);  // (b, out)
+      if (start == 0) write_token_samples(labels);
       std::vector<float> e = sum(err, {1}).to_vector<float>();
       for (int64_t i = 0; i < end - start; ++i) {
         sq_err += e[i];
@@ -224,6 +231,23 @@ class ToyMixtureTask : public Task {
   }
 
  private:
+  // routing/tokens_<layer path>.csv: the routing of the first evaluation batch, one line per
+  // (example, slot), with the example's cluster; overwritten at each evaluation.
+  void write_token_samples(const std::vector<int64_t>& labels) const {
+    if (run_dir_.empty()) return;
+    for (auto& [path, layer] : moe::find_moe_layers(*model_)) {
+      const moe::RoutingRecord& rec = layer->last_record();
+      if (rec.num_tokens == 0) continue;  // soft_moe has no discrete choice
+      std::string csv = "token,cluster,slot,expert,weight,kept\n";
+      for (const auto& t : moe::token_records(rec, 64))
+        for (size_t k = 0; k < t.experts.size(); ++k)
+          csv += std::to_string(t.token) + "," + std::to_string(labels[t.token]) + "," + std::to_string(k) + "," +
+                 std::to_string(t.experts[k]) + "," + io::format_double(t.weights[k]) + "," + std::to_string(int(t.kept[k])) + "\n";
+      fs::create_directories(fs::path(run_dir_) / "routing");
+      io::write_file_atomic((fs::path(run_dir_) / "routing" / ("tokens_" + path + ".csv")).string(), csv);
+    }
+  }
+
   void make_teachers(const Config& cfg) {
     RngStream rng(seed_, "teacher");
     const int64_t h = cfg.get_int("data.teacher_hidden");
@@ -294,6 +318,7 @@ class ToyMixtureTask : public Task {
     std::vector<double> w, b, a;
   };
   uint64_t seed_ = 0;
+  std::string run_dir_;
   int64_t clusters_ = 0, in_ = 0, out_ = 0, batch_ = 0, batches_per_epoch_ = 1, nan_at_step_ = 0;
   double spread_ = 1.0, eval_target_var_ = 1.0;
   std::vector<double> centers_;
