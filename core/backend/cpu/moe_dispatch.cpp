@@ -69,10 +69,11 @@ std::vector<Tile> column_tiles(const int64_t* off, int64_t E, int64_t width) {
   return tiles;
 }
 
-// Runs body(tile) for every tile, in parallel when the work (multiply-adds) pays for a fork.
-template <typename F> void for_each_tile(const std::vector<Tile>& tiles, int64_t work, F&& body) {
+// Runs body(tile) for every tile. With more than one thread available this is always a parallel region,
+// even for one tile: OpenBLAS called outside a region would thread (and round) differently.
+template <typename F> void for_each_tile(const std::vector<Tile>& tiles, F&& body) {
   int64_t n = static_cast<int64_t>(tiles.size());
-  if (n > 1 && work >= (int64_t(1) << 18) && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+  if (n > 0 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t i = 0; i < n; ++i) body(tiles[i]);
   } else {
@@ -248,7 +249,7 @@ void CpuBackend::moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offse
       const T* w3 = swiglu ? w.w3.data<T>() : nullptr;
       T *ph = h.data<T>(), *pa = a.data<T>(), *py = y_rows.data<T>();
       T* pgate = swiglu ? g.data<T>() : nullptr;
-      for_each_tile(tiles, off[E] * d * f, [&](const Tile& t) {
+      for_each_tile(tiles, [&](const Tile& t) {
         int64_t e = t.e, r0 = t.begin, n = t.end - t.begin;
         const T* x = px + r0 * d;
         gemm<T>(false, false, n, f, d, x, d, w1 + e * d * f, f, T(0), ph + r0 * f, f);
@@ -313,7 +314,6 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
       T* gb2 = grads.b2.defined() ? grads.b2.data<T>() : nullptr;
       T* gw3 = swiglu ? grads.w3.data<T>() : nullptr;
       T *pdh = dh_t.data<T>(), *pdg = swiglu ? dg_t.data<T>() : nullptr;
-      int64_t work = R * d * f;
       // Columns [c0, c1) of expert e's gw2 = a^T gy and gb2 (over d), of gw1 = x^T dh, gb1, gw3 = x^T dg (over f).
       auto weight_grads_d = [&](int64_t e, int64_t c0, int64_t c1) {
         int64_t r0 = off[e], n = off[e + 1] - off[e], nc = c1 - c0;
@@ -328,7 +328,7 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
           gemm<T>(true, false, d, nc, n, px + r0 * d, d, pdg + r0 * f + c0, f, T(0), gw3 + e * d * f + c0, f);
       };
       // Row tiles: da = gy W2^T, dh = da * act'(h) (dg = da * silu(h) for swiglu), gx = dh W1^T (+ dg W3^T).
-      for_each_tile(rows, work, [&](const Tile& t) {
+      for_each_tile(rows, [&](const Tile& t) {
         int64_t e = t.e, r0 = t.begin, n = t.end - t.begin;
         T* dh = pdh + r0 * f;
         gemm<T>(false, true, n, f, d, pgy + r0 * d, d, w2 + e * f * d, d, T(0), dh, f);
@@ -363,8 +363,8 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
         }
       });
       // Column tiles of the larger experts' weight gradients.
-      for_each_tile(cols_d, work, [&](const Tile& t) { weight_grads_d(t.e, t.begin, t.end); });
-      for_each_tile(cols_f, work, [&](const Tile& t) { weight_grads_f(t.e, t.begin, t.end); });
+      for_each_tile(cols_d, [&](const Tile& t) { weight_grads_d(t.e, t.begin, t.end); });
+      for_each_tile(cols_f, [&](const Tile& t) { weight_grads_f(t.e, t.begin, t.end); });
     }
   });
 }
