@@ -199,6 +199,43 @@ TEST(MoeLayer, FastPathMatchesNaiveLoopForEveryRouter) {
   }
 }
 
+TEST(MoeLayer, FastPathMatchesNaiveLoopForEveryTokenChoiceRouterAndCapacityMode) {
+  int64_t B = 2, N = 8, d = 6, f = 7;
+  for (auto router : {moe::RouterKind::top_k, moe::RouterKind::sinkhorn, moe::RouterKind::hash, moe::RouterKind::random})
+    for (int mode = 0; mode < 3; ++mode) {
+      MoEConfig cfg;
+      cfg.num_experts = 4;
+      cfg.top_k = 2;
+      cfg.router = router;
+      cfg.z_loss = router == moe::RouterKind::top_k ? 0.1 : 0.0;
+      if (mode > 0) {
+        cfg.capacity_mode = moe::CapacityMode::capacity;
+        cfg.capacity_factor = 0.5;
+        cfg.min_capacity = 1;
+        cfg.drop_policy = mode == 1 ? moe::DropPolicy::position : moe::DropPolicy::probability;
+      }
+      SCOPED_TRACE(std::string(moe::router_name(router)) + " mode " + std::to_string(mode));
+      auto layer = make_layer(cfg, d, f, N, DType::f64, 71);
+      Tensor x0 = test::randn(Shape{B, N, d}, 72, 1.0, DType::f64), g = test::randn(Shape{B, N, d}, 73, 1.0, DType::f64);
+      Tensor xa = x0.clone().requires_grad_();
+      Tensor ya = layer->forward(xa);
+      sum(ya * g).backward();
+      std::vector<Tensor> ga = test::param_grads(*layer);
+      moe::RoutingRecord rec = layer->last_record();
+      if (mode > 0) {
+        EXPECT_GT(layer->last_stats().dropped, 0);
+      }
+      layer->zero_grad();
+      Tensor xb = x0.clone().requires_grad_();
+      Tensor yb = test::naive_moe_forward(*layer, xb.reshape(Shape{B * N, d}), rec, N).reshape(Shape{B, N, d});
+      sum(yb * g).backward();
+      std::vector<Tensor> gb = test::param_grads(*layer);
+      EXPECT_LT(test::max_rel_diff(ya, yb), 1e-12);
+      EXPECT_LT(test::max_rel_diff(xa.grad(), xb.grad()), 1e-11);
+      for (size_t i = 0; i < ga.size(); ++i) EXPECT_LT(test::max_rel_diff(ga[i], gb[i]), 1e-11) << i;
+    }
+}
+
 TEST(MoeLayer, CapacityBoundsAndDroplessNeverDrops) {
   int64_t T = 64, d = 8, f = 8;
   for (auto& [name, cfg0] : all_router_configs()) {
