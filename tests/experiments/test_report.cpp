@@ -28,7 +28,7 @@ std::string section(const std::string& html, const std::string& id) {
 }
 
 class ReportTest : public ::testing::Test {
- protected:
+ public:
   static void SetUpTestSuite() {
     root_ = fresh_dir("report", "suite");
     write_text(root_ / "tiny.toml", tiny_config());
@@ -41,7 +41,14 @@ class ReportTest : public ::testing::Test {
   static inline std::string html_;
 };
 
-TEST_F(ReportTest, IsOneSelfContainedPage) {
+// The suite's shared run, for the check functions below (combined into a few tests so that each
+// test process, which ctest starts per test, trains once).
+fs::path& root_ = ReportTest::root_;
+fs::path& run_dir_ = ReportTest::run_dir_;
+CommandResult& result_ = ReportTest::result_;
+std::string& html_ = ReportTest::html_;
+
+void IsOneSelfContainedPage() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   EXPECT_EQ(html_.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(html_.find("</html>"), std::string::npos);
@@ -56,7 +63,7 @@ TEST_F(ReportTest, IsOneSelfContainedPage) {
   EXPECT_EQ(count(html_, "<section"), count(html_, "</section>"));
 }
 
-TEST_F(ReportTest, HasTheDocumentedSections) {
+void HasTheDocumentedSections() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   for (const char* id : {"summary", "curves", "moe", "routing", "config"})
     EXPECT_FALSE(section(html_, id).empty()) << id;
@@ -69,7 +76,7 @@ TEST_F(ReportTest, HasTheDocumentedSections) {
   EXPECT_NE(config.find("task = &quot;toy_mixture&quot;"), std::string::npos);
 }
 
-TEST_F(ReportTest, ChartsTheCurvesAndTheMoEStatistics) {
+void ChartsTheCurvesAndTheMoEStatistics() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   std::string curves = section(html_, "curves");
   EXPECT_GE(count(curves, "<svg"), 4);  // loss (train and val), lr, grad_norm, r2, ...
@@ -85,7 +92,7 @@ TEST_F(ReportTest, ChartsTheCurvesAndTheMoEStatistics) {
   EXPECT_NE(moe.find("expert load, layer_1"), std::string::npos);
 }
 
-TEST_F(ReportTest, RoutingHeatmapsShowLabelsByExpertsWithMutualInformation) {
+void RoutingHeatmapsShowLabelsByExpertsWithMutualInformation() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   std::string routing = section(html_, "routing");
   json s = json::parse(read_text(run_dir_ / "summary.json"));
@@ -99,7 +106,7 @@ TEST_F(ReportTest, RoutingHeatmapsShowLabelsByExpertsWithMutualInformation) {
   EXPECT_NE(routing.find("cluster 2"), std::string::npos);
 }
 
-TEST_F(ReportTest, CsvFilesHoldThePlottedData) {
+void CsvFilesHoldThePlottedData() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   std::string scalars = read_text(run_dir_ / "report" / "scalars.csv");
   EXPECT_EQ(scalars.substr(0, 5), "step,");
@@ -112,7 +119,7 @@ TEST_F(ReportTest, CsvFilesHoldThePlottedData) {
   EXPECT_EQ(labels.substr(0, labels.find('\n')), "cluster,expert_0,expert_1,expert_2,expert_3");
 }
 
-TEST_F(ReportTest, ReportCommandRebuildsTheSamePage) {
+void ReportCommandRebuildsTheSamePage() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   fs::remove_all(run_dir_ / "report");
   CommandResult r = run_moelab({"report", run_dir_.string()});
@@ -121,7 +128,7 @@ TEST_F(ReportTest, ReportCommandRebuildsTheSamePage) {
   EXPECT_EQ(read_text(run_dir_ / "report" / "index.html"), html_);
 }
 
-TEST_F(ReportTest, PastesTaskSectionsBeforeTheConfig) {
+void PastesTaskSectionsBeforeTheConfig() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   write_text(run_dir_ / "report" / "sections" / "extra.html", "<section id=\"extra\"><h2>Task extra</h2></section>");
   CommandResult r = run_moelab({"report", run_dir_.string()});
@@ -131,6 +138,22 @@ TEST_F(ReportTest, PastesTaskSectionsBeforeTheConfig) {
   ASSERT_NE(extra, std::string::npos);
   EXPECT_GT(extra, html.find("<section id=\"routing\">"));
   EXPECT_LT(extra, html.find("<section id=\"config\">"));
+}
+
+TEST_F(ReportTest, IsOneSelfContainedPageWithTheDocumentedSections) {
+  IsOneSelfContainedPage();
+  HasTheDocumentedSections();
+}
+
+TEST_F(ReportTest, ShowsCurvesMoEStatisticsAndRouting) {
+  ChartsTheCurvesAndTheMoEStatistics();
+  RoutingHeatmapsShowLabelsByExpertsWithMutualInformation();
+  CsvFilesHoldThePlottedData();
+}
+
+TEST_F(ReportTest, IsRebuiltFromTheRunDirectory) {
+  ReportCommandRebuildsTheSamePage();
+  PastesTaskSectionsBeforeTheConfig();
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ using nlohmann::json;
 namespace {
 
 class RunDirTest : public ::testing::Test {
- protected:
+ public:
   static void SetUpTestSuite() {
     root_ = fresh_dir("run_dir", "suite");
     config_ = root_ / "tiny.toml";
@@ -33,7 +33,15 @@ class RunDirTest : public ::testing::Test {
   static inline CommandResult result_;
 };
 
-TEST_F(RunDirTest, RunSucceedsAndPrintsWhereTheReportIs) {
+// The suite's shared run, for the check functions below (combined into a few tests so that each
+// test process, which ctest starts per test, trains once).
+fs::path& root_ = RunDirTest::root_;
+fs::path& config_ = RunDirTest::config_;
+fs::path& run_dir_ = RunDirTest::run_dir_;
+CommandResult& result_ = RunDirTest::result_;
+json summary() { return RunDirTest::summary(); }
+
+void RunSucceedsAndPrintsWhereTheReportIs() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   EXPECT_NE(result_.output.find("report: " + (run_dir_ / "report" / "index.html").string()), std::string::npos)
       << result_.output;
@@ -41,7 +49,7 @@ TEST_F(RunDirTest, RunSucceedsAndPrintsWhereTheReportIs) {
   EXPECT_EQ(result_.output.find('\r'), std::string::npos);  // never redraws when not on a terminal
 }
 
-TEST_F(RunDirTest, DirectoryHoldsTheDocumentedFiles) {
+void DirectoryHoldsTheDocumentedFiles() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   for (const char* f : {"config.toml", "overrides.txt", "cmdline.txt", "git.txt", "log.txt", "metrics.jsonl",
                         "summary.json", "report/index.html", "routing/labels_experts_layer_0.csv",
@@ -76,7 +84,7 @@ TEST_F(RunDirTest, DirectoryHoldsTheDocumentedFiles) {
   EXPECT_EQ(std::count(tokens.begin(), tokens.end(), '\n'), 1 + 32);  // the batch has 32 examples
 }
 
-TEST_F(RunDirTest, ConfigTomlIsTheResolvedConfig) {
+void ConfigTomlIsTheResolvedConfig() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   moelab::io::Config saved = moelab::io::Config::from_file((run_dir_ / "config.toml").string());
   EXPECT_EQ(saved.value_text("model.moe.router"), "\"top_k\"");
@@ -86,7 +94,7 @@ TEST_F(RunDirTest, ConfigTomlIsTheResolvedConfig) {
   EXPECT_EQ(saved.value_text("model.moe.switch_loss"), "0.01");  // defaults are written out too
 }
 
-TEST_F(RunDirTest, SummaryHasStepsFinalLossAndHeadlineMetrics) {
+void SummaryHasStepsFinalLossAndHeadlineMetrics() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   json s = summary();
   EXPECT_EQ(s["status"], "completed");
@@ -106,7 +114,7 @@ TEST_F(RunDirTest, SummaryHasStepsFinalLossAndHeadlineMetrics) {
   EXPECT_EQ(s["final_train_loss"].get<double>(), last);
 }
 
-TEST_F(RunDirTest, CheckpointsHoldNamedWeightsAndResumeState) {
+void CheckpointsHoldNamedWeightsAndResumeState() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   fs::path ckpt = run_dir_ / "ckpt" / "step_000000024";
   auto model = moelab::io::read_safetensors((ckpt / "model.safetensors").string());
@@ -124,7 +132,7 @@ TEST_F(RunDirTest, CheckpointsHoldNamedWeightsAndResumeState) {
   EXPECT_EQ(read_text(ckpt / "DONE"), "step 24\n");
 }
 
-TEST_F(RunDirTest, MetricsLogTrainingAndEvaluationRecords) {
+void MetricsLogTrainingAndEvaluationRecords() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   auto records = metrics_without_time(run_dir_);
   std::vector<int64_t> train_steps, eval_steps;
@@ -148,7 +156,7 @@ TEST_F(RunDirTest, MetricsLogTrainingAndEvaluationRecords) {
   EXPECT_EQ(eval_steps, (std::vector<int64_t>{8, 16, 24}));
 }
 
-TEST_F(RunDirTest, TensorBoardRecordsParseAndMatchTheJsonl) {
+void TensorBoardRecordsParseAndMatchTheJsonl() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   fs::path events_path;
   for (const auto& e : fs::directory_iterator(run_dir_))
@@ -182,7 +190,7 @@ TEST_F(RunDirTest, TensorBoardRecordsParseAndMatchTheJsonl) {
   EXPECT_GT(checked, 30);
 }
 
-TEST_F(RunDirTest, EvalCommandReproducesTheLoggedEvaluation) {
+void EvalCommandReproducesTheLoggedEvaluation() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   CommandResult ev = run_moelab({"eval", run_dir_.string(), "--json"});
   ASSERT_EQ(ev.exit_code, 0) << ev.output;
@@ -234,11 +242,29 @@ TEST(RunDirOptions, EpochsAndGradientAccumulation) {
   EXPECT_EQ(state.metadata_value("task.data.position"), "16");  // two micro-batches per optimizer step
 }
 
-TEST_F(RunDirTest, RefusesToOverwriteARunWithoutResume) {
+void RefusesToOverwriteARunWithoutResume() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   CommandResult r = run_moelab({"run", config_.string(), "--run-dir", run_dir_.string(), "--progress", "none"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("already holds a run; pass --resume"), std::string::npos) << r.output;
+}
+
+TEST_F(RunDirTest, RunLeavesTheDocumentedFiles) {
+  RunSucceedsAndPrintsWhereTheReportIs();
+  DirectoryHoldsTheDocumentedFiles();
+  ConfigTomlIsTheResolvedConfig();
+  SummaryHasStepsFinalLossAndHeadlineMetrics();
+}
+
+TEST_F(RunDirTest, CheckpointsMetricsAndTensorBoardAgree) {
+  CheckpointsHoldNamedWeightsAndResumeState();
+  MetricsLogTrainingAndEvaluationRecords();
+  TensorBoardRecordsParseAndMatchTheJsonl();
+}
+
+TEST_F(RunDirTest, EvalReproducesTheRunAndRerunIsRefused) {
+  EvalCommandReproducesTheLoggedEvaluation();
+  RefusesToOverwriteARunWithoutResume();
 }
 
 }  // namespace
