@@ -33,7 +33,7 @@ struct MoELayerOptions {
   int64_t d_model = 0;
   int64_t d_ff = 0;     // the dense FFN's width: the expert width when moe.expert_d_ff = 0
   int64_t seq_len = 0;  // tokens per sequence (soft_moe's default slot count; hash positions)
-  nn::InitOptions init;
+  nn::InitOptions init{};
   DType dtype = DType::f32;
 };
 
