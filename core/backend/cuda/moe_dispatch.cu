@@ -6,7 +6,7 @@
 // slots in slot order (double accumulation), so every result is deterministic without atomics.
 //
 // Host synchronization: moe_plan waits once, to report an invalid expert id (as the interface promises);
-// the caller then copies expert_offsets to the host once per layer for the grouped GEMM (moe_ffn.cu).
+// the grouped GEMM then needs expert_offsets on the host (one small copy per layer; see moe_ffn.cu).
 #include "core/backend/cuda/cuda_backend.h"
 #include "core/backend/cuda/kernel_util.cuh"
 #include "core/backend/cuda/sort.h"

@@ -1,7 +1,8 @@
 // cuda: the grouped expert FFN of the MoE layer and its backward (specs/moe.md §3 step 4 and 6). Each
 // expert's rows are one contiguous segment; the GEMMs of all non-empty experts run as one cuBLAS grouped
-// batched GEMM per weight (gemm.cpp), built from the expert offsets the caller holds on the host (the
-// one device->host copy per layer: see moe_dispatch.cu). Bias, activation and their gradients are
+// batched GEMM per weight (gemm.cpp), sized from the expert offsets on the host. Host synchronization:
+// given a device tensor for expert_offsets, each call reads it back once (a small device->host copy);
+// given a host tensor (as the interface intends), none. Bias, activation and their gradients are
 // element-wise kernels over the shared per-element functions; bias gradients are per-expert column sums
 // in row order (deterministic).
 #include <vector>
