@@ -2,6 +2,7 @@
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
 #include "core/backend/strided.h"
+#include "core/kernels/fast_math.h"
 
 namespace moelab {
 
@@ -44,7 +45,8 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) {
       T a = static_cast<T>(alpha);
       dispatch_unary(op, [&]<UnaryOp OP>() {
         parallel_for(x.numel(), kParallelGrain / 4, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) po[i] = kern::unary<OP, T>(px[i], a);
+#pragma omp simd
+          for (int64_t i = b; i < e; ++i) po[i] = kern::fast_unary<OP, T>(px[i], a);
         });
       });
     } else {
@@ -62,7 +64,8 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
       T a = static_cast<T>(alpha);
       dispatch_unary(op, [&]<UnaryOp OP>() {
         parallel_for(x.numel(), kParallelGrain / 4, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) po[i] = pg[i] * kern::unary_derivative<OP, T>(px[i], py[i], a);
+#pragma omp simd
+          for (int64_t i = b; i < e; ++i) po[i] = pg[i] * kern::fast_unary_derivative<OP, T>(px[i], py[i], a);
         });
       });
     } else {

@@ -10,6 +10,7 @@
 
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
+#include "core/kernels/fast_math.h"
 
 namespace moelab {
 
@@ -25,12 +26,6 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* a, int64_t
     cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
   else
     cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, a, lda, b, ldb, beta, c, ldc);
-}
-
-template <typename T> T act_value(ExpertActivation act, T h) {
-  if (act == ExpertActivation::relu) return h > T(0) ? h : T(0);
-  if (act == ExpertActivation::gelu) return kern::unary<UnaryOp::gelu_tanh, T>(h, T(0));
-  return kern::unary<UnaryOp::silu, T>(h, T(0));
 }
 
 // Rows per parallel chunk for the memory-bound row copies of width w (about 64K elements per chunk).
@@ -264,11 +259,13 @@ void CpuBackend::moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offse
               for (int64_t j = 0; j < f; ++j) ar[j] = hr[j] > T(0) ? hr[j] : T(0);
               break;
             case ExpertActivation::gelu:
-              for (int64_t j = 0; j < f; ++j) ar[j] = kern::unary<UnaryOp::gelu_tanh, T>(hr[j], T(0));
+#pragma omp simd
+              for (int64_t j = 0; j < f; ++j) ar[j] = kern::fast_unary<UnaryOp::gelu_tanh, T>(hr[j], T(0));
               break;
             case ExpertActivation::swiglu: {
               const T* gr = pgate + r * f;
-              for (int64_t j = 0; j < f; ++j) ar[j] = kern::unary<UnaryOp::silu, T>(hr[j], T(0)) * gr[j];
+#pragma omp simd
+              for (int64_t j = 0; j < f; ++j) ar[j] = kern::fast_unary<UnaryOp::silu, T>(hr[j], T(0)) * gr[j];
               break;
             }
           }
@@ -340,13 +337,16 @@ void CpuBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
               for (int64_t j = 0; j < f; ++j) dr[j] = hr[j] > T(0) ? dr[j] : T(0);
               break;
             case ExpertActivation::gelu:
-              for (int64_t j = 0; j < f; ++j) dr[j] *= kern::unary_derivative<UnaryOp::gelu_tanh, T>(hr[j], T(0), T(0));
+#pragma omp simd
+              for (int64_t j = 0; j < f; ++j)
+                dr[j] *= kern::fast_unary_derivative<UnaryOp::gelu_tanh, T>(hr[j], T(0), T(0));
               break;
             case ExpertActivation::swiglu: {
               const T* gr = pgate + r * f;
               T* dgr = pdg + r * f;
+#pragma omp simd
               for (int64_t j = 0; j < f; ++j) {
-                T s = kern::sigmoid(hr[j]);
+                T s = kern::fast_unary<UnaryOp::sigmoid, T>(hr[j], T(0));
                 T da = dr[j];
                 dgr[j] = da * hr[j] * s;
                 dr[j] = da * gr[j] * s * (T(1) + hr[j] * (T(1) - s));

@@ -1,6 +1,7 @@
 // cpu: softmax, log-softmax (with the causal mask), their backward and logsumexp. Rows run in parallel;
 // each row is reduced by one thread in index order, so results do not depend on the thread count.
 #include "core/kernels/softmax.h"
+#include "core/kernels/fast_math.h"
 
 #include <cmath>
 #include <limits>
@@ -30,12 +31,11 @@ void CpuBackend::softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_
         T* yr = po + r * N;
         int64_t kept = kern::softmax_kept(r, N, causal_tq);
         T shift = kern::softmax_shift(row_max(xr, kept));
+        // The exps vectorize into the output row; the sum then runs in index order in double.
+#pragma omp simd
+        for (int64_t j = 0; j < kept; ++j) yr[j] = kern::fast_exp(xr[j] - shift);
         double sum = 0;
-        for (int64_t j = 0; j < kept; ++j) {
-          T e = std::exp(xr[j] - shift);
-          sum += e;
-          if (!log) yr[j] = e;
-        }
+        for (int64_t j = 0; j < kept; ++j) sum += yr[j];
         if (log) {
           T sub = shift + static_cast<T>(std::log(sum));
           for (int64_t j = 0; j < kept; ++j) yr[j] = xr[j] - sub;
