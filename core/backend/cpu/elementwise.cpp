@@ -30,8 +30,16 @@ void CpuBackend::copy(const Tensor& src, Tensor& dst) {
       }
       const Strides* st[2] = {&src.strides(), &dst.strides()};
       parallel_for(dst.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
-        for_each_strided<2>(dst.shape(), st, b, e - b,
-                            [&](int64_t, const int64_t* o) { d[o[1]] = static_cast<D>(s[o[0]]); });
+        for_each_strided_run<2>(dst.shape(), st, b, e - b,
+                                [&](int64_t, const int64_t* o, const int64_t* step, int64_t run) {
+                                  const S* sp = s + o[0];
+                                  D* dp = d + o[1];
+                                  if (step[0] == 1 && step[1] == 1) {  // rows of a transpose that keeps the last dim
+                                    for (int64_t r = 0; r < run; ++r) dp[r] = static_cast<D>(sp[r]);
+                                  } else {
+                                    for (int64_t r = 0; r < run; ++r) dp[r * step[1]] = static_cast<D>(sp[r * step[0]]);
+                                  }
+                                });
       });
     });
   });
@@ -105,9 +113,20 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& o
       }
       const Strides* st[3] = {&a.strides(), &b.strides(), &out.strides()};
       parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) {
-        for_each_strided<3>(out.shape(), st, s, e - s, [&](int64_t, const int64_t* o) {
-          po[o[2]] = kern::binary<OP, T>(pa[o[0]], pb[o[1]]);
-        });
+        for_each_strided_run<3>(out.shape(), st, s, e - s,
+                                [&](int64_t, const int64_t* o, const int64_t* step, int64_t run) {
+                                  const T *ra = pa + o[0], *rb = pb + o[1];
+                                  T* ro = po + o[2];
+                                  if (step[0] == 1 && step[1] == 1 && step[2] == 1) {
+                                    for (int64_t r = 0; r < run; ++r) ro[r] = kern::binary<OP, T>(ra[r], rb[r]);
+                                  } else if (step[0] == 1 && step[1] == 0 && step[2] == 1) {  // b broadcast along the run
+                                    const T bv = rb[0];
+                                    for (int64_t r = 0; r < run; ++r) ro[r] = kern::binary<OP, T>(ra[r], bv);
+                                  } else {
+                                    for (int64_t r = 0; r < run; ++r)
+                                      ro[r * step[2]] = kern::binary<OP, T>(ra[r * step[0]], rb[r * step[1]]);
+                                  }
+                                });
       });
     });
   });
