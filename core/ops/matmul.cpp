@@ -17,6 +17,20 @@ Tensor bmm_raw(const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t B) {
   return out;
 }
 Tensor as3d(const Tensor& x, int64_t b, int64_t r, int64_t c) { return x.contiguous().reshape(Shape{b, r, c}); }
+// x: (..., r, c) as a 3-D GEMM operand without a copy when it is the transpose of a contiguous tensor
+// (k.transpose(-1, -2) in attention and the transposed operands of the backward): then (b, c, r) with
+// transposed = true; otherwise as3d.
+Tensor as3d_or_transposed(const Tensor& x, int64_t b, int64_t r, int64_t c, bool& transposed) {
+  transposed = false;
+  if (x.dim() >= 2 && !x.is_contiguous() && r > 1 && c > 1) {
+    Tensor t = x.transpose(-1, -2);
+    if (t.is_contiguous()) {
+      transposed = true;
+      return t.reshape(Shape{b, c, r});
+    }
+  }
+  return as3d(x, b, r, c);
+}
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
@@ -37,20 +51,22 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   {
     NoGradGuard ng;
     Tensor a3, b3;
+    bool ta = false, tb = false;
     if (bb.size() == 0 || numel_of(bb) == 1) {
       Shape ae = batch;  // b shared by every batch: (1, K, N)
       ae.push_back(M);
       ae.push_back(K);
-      a3 = as3d(expand(a, ae), B, M, K);
-      b3 = as3d(b, 1, K, N);
+      a3 = as3d_or_transposed(expand(a, ae), B, M, K, ta);
+      b3 = as3d_or_transposed(b, 1, K, N, tb);
     } else {
       Shape ae = batch, be = batch;
       ae.push_back(M); ae.push_back(K);
       be.push_back(K); be.push_back(N);
-      a3 = (ab.size() == 0 || numel_of(ab) == 1) && B > 1 ? as3d(a, 1, M, K) : as3d(expand(a, ae), B, M, K);
-      b3 = as3d(expand(b, be), B, K, N);
+      a3 = (ab.size() == 0 || numel_of(ab) == 1) && B > 1 ? as3d_or_transposed(a, 1, M, K, ta)
+                                                           : as3d_or_transposed(expand(a, ae), B, M, K, ta);
+      b3 = as3d_or_transposed(expand(b, be), B, K, N, tb);
     }
-    out = bmm_raw(a3, b3, false, false, B);
+    out = bmm_raw(a3, b3, ta, tb, B);
   }
   Shape os = batch;
   if (a_in.dim() > 1) os.push_back(M);

@@ -10,6 +10,14 @@
 namespace moelab::test {
 
 namespace {
+// The inputs as f sees them: copies on `device` (the host inputs themselves on the cpu).
+std::vector<Tensor> on_device(const std::vector<Tensor>& inputs, Device device) {
+  if (device.is_cpu()) return inputs;
+  std::vector<Tensor> out;
+  for (const Tensor& x : inputs) out.push_back(x.defined() ? x.to(device) : x);
+  return out;
+}
+
 // L = sum(y * w), accumulated on the host in double.
 double project(const Tensor& y, const std::vector<double>& w) {
   std::vector<double> v = y.to_vector<double>();
@@ -33,23 +41,24 @@ std::string check_gradients(const TensorFn& f, std::vector<Tensor> inputs, const
     inputs[i] = inputs[i].detach().to(DType::f64).contiguous().clone();
     wrt[i] = opt.wrt.empty() || (i < opt.wrt.size() && opt.wrt[i]);
   }
-  // Analytic gradients.
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (wrt[i]) inputs[i].requires_grad_(true);
-  Tensor y = f(inputs);
+  // Analytic gradients (leaves on the device; on the cpu they are the inputs themselves).
+  std::vector<Tensor> leaves = on_device(inputs, opt.device);
+  for (size_t i = 0; i < leaves.size(); ++i)
+    if (wrt[i]) leaves[i].requires_grad_(true);
+  Tensor y = f(leaves);
   if (!y.defined()) return "check_gradients: f returned an undefined tensor";
   if (!y.requires_grad()) return "check_gradients: the output of f does not require grad (nothing recorded)";
   std::vector<double> w(static_cast<size_t>(y.numel()));
   RngStream rng(opt.seed, "gradcheck");
   for (double& x : w) x = rng.normal();
-  y.backward(Tensor::from_vector(w, y.shape()).to(y.dtype()));
+  y.backward(Tensor::from_vector(w, y.shape()).to(y.dtype()).to(y.device()));
   std::vector<std::vector<double>> analytic(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!wrt[i]) continue;
-    Tensor g = inputs[i].grad();
+    Tensor g = leaves[i].grad();
     analytic[i] = g.defined() ? g.to_vector<double>() : std::vector<double>(inputs[i].numel(), 0.0);
-    inputs[i].zero_grad();
-    inputs[i].requires_grad_(false);
+    leaves[i].zero_grad();
+    leaves[i].requires_grad_(false);
   }
   // Numeric gradients, one element at a time.
   NoGradGuard no_grad;
@@ -61,9 +70,9 @@ std::string check_gradients(const TensorFn& f, std::vector<Tensor> inputs, const
     for (int64_t e = 0; e < inputs[i].numel(); ++e) {
       double keep = p[e];
       p[e] = keep + opt.eps;
-      double up = project(f(inputs), w);
+      double up = project(f(on_device(inputs, opt.device)), w);
       p[e] = keep - opt.eps;
-      double down = project(f(inputs), w);
+      double down = project(f(on_device(inputs, opt.device)), w);
       p[e] = keep;
       double numeric = (up - down) / (2 * opt.eps), a = analytic[i][static_cast<size_t>(e)];
       double err = std::abs(a - numeric) / std::max(1.0, std::abs(numeric));

@@ -17,6 +17,7 @@ struct GradCheckOptions {
   double tol = 1e-6;      // an element fails when |analytic - numeric| > tol * max(1, |numeric|)
   std::vector<bool> wrt;  // which inputs to check; empty = every float input
   uint64_t seed = 7;      // seeds the fixed weights w of the projection L = sum(f(x) * w)
+  Device device = Device::cpu();  // where f runs: inputs are copied there for every evaluation
 };
 
 // Float inputs are cloned as float64 leaves (integer inputs, e.g. indices, pass through unchanged); f must

@@ -1,9 +1,12 @@
 // Every op with a backward: float64 central differences against backward() (DESIGN.md §5), on the ref
-// and cpu backends. Inputs keep away from kinks (ReLU at 0, Huber at +-delta, max and top-k ties).
+// and cpu backends, and on cuda when a device is present (GradCuda.Present says when it was skipped).
+// Inputs keep away from kinks (ReLU at 0, Huber at +-delta, max and top-k ties).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 
+#include "core/backend/backend.h"
 #include "core/helpers_grad.h"
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
@@ -349,11 +352,14 @@ class Grad : public ::testing::TestWithParam<std::tuple<int, BackendKind>> {};
 
 TEST_P(Grad, MatchesCentralDifferences) {
   const GradCase& c = grad_table()[std::get<0>(GetParam())];
-  BackendScope scope(std::get<1>(GetParam()));
+  const BackendKind kind = std::get<1>(GetParam());
+  std::optional<BackendScope> scope;  // host tensors run on ref or cpu; cuda runs on device copies
+  if (kind != BackendKind::cuda) scope.emplace(kind);
   Inputs in(std::hash<std::string>{}(c.name));
   test::GradCheckOptions o;
   o.tol = c.tol;
   o.eps = c.eps;
+  if (kind == BackendKind::cuda) o.device = Device::cuda();
   EXPECT_EQ(check_gradients(c.f, c.inputs(in), o), "") << c.name;
 }
 
@@ -361,10 +367,23 @@ std::string grad_case_name(const ::testing::TestParamInfo<std::tuple<int, Backen
   return grad_table()[std::get<0>(info.param)].name + "_" + backend_name(std::get<1>(info.param));
 }
 
+// ref and cpu always; cuda when a device is usable here.
+std::vector<BackendKind> grad_backends() {
+  std::vector<BackendKind> b = {BackendKind::ref, BackendKind::cpu};
+  if (cuda_backend().available()) b.push_back(BackendKind::cuda);
+  return b;
+}
+
 INSTANTIATE_TEST_SUITE_P(Ops, Grad,
                          ::testing::Combine(::testing::Range(0, static_cast<int>(grad_table().size())),
-                                            ::testing::Values(BackendKind::ref, BackendKind::cpu)),
+                                            ::testing::ValuesIn(grad_backends())),
                          grad_case_name);
+
+// The cuda rows above exist only where a device is usable; this says so when they do not.
+TEST(GradCuda, Present) {
+  if (!cuda_backend().available()) GTEST_SKIP() << "cuda backend: skipped (no device / built without CUDA)";
+  SUCCEED() << "cuda rows of Ops/Grad ran";
+}
 
 // Masked keys take no part in the causal log-softmax backward, whatever gradient arrives there.
 TEST(GradMask, CausalLogSoftmaxIgnoresUpstreamAtMaskedKeys) {

@@ -12,11 +12,47 @@
 namespace moelab {
 
 namespace {
+// Rows are short (attention rows are often < 100 keys), so one long dependency chain of compares or adds
+// would bound the time: 8 independent lanes combined in a fixed order (the same for any thread count).
+constexpr int kLanes = 8;
+
 template <typename T>
 T row_max(const T* x, int64_t n) {
-  T mx = -std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  T lane[kLanes];
+  for (T& m : lane) m = -std::numeric_limits<T>::infinity();
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] = x[j + l] > lane[l] ? x[j + l] : lane[l];
+  for (; j < n; ++j) lane[0] = x[j] > lane[0] ? x[j] : lane[0];
+  T mx = lane[0];  // NaN is skipped by every compare, as in a single chain
+  for (int l = 1; l < kLanes; ++l) mx = lane[l] > mx ? lane[l] : mx;
   return mx;
+}
+
+// sum of x[0..n) in double, lane-wise as row_max.
+template <typename T>
+double row_sum(const T* x, int64_t n) {
+  double lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += double(x[j + l]);
+  for (; j < n; ++j) lane[0] += double(x[j]);
+  double sum = 0;
+  for (double v : lane) sum += v;
+  return sum;
+}
+
+// sum of a[j] * b[j] in double, lane-wise as row_max.
+template <typename T>
+double row_dot(const T* a, const T* b, int64_t n) {
+  double lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += double(a[j + l]) * double(b[j + l]);
+  for (; j < n; ++j) lane[0] += double(a[j]) * double(b[j]);
+  double sum = 0;
+  for (double v : lane) sum += v;
+  return sum;
 }
 }  // namespace
 
@@ -34,8 +70,7 @@ void CpuBackend::softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_
         // The exps vectorize into the output row; the sum then runs in index order in double.
 #pragma omp simd
         for (int64_t j = 0; j < kept; ++j) yr[j] = kern::fast_exp(xr[j] - shift);
-        double sum = 0;
-        for (int64_t j = 0; j < kept; ++j) sum += yr[j];
+        double sum = row_sum(yr, kept);
         if (log) {
           T sub = shift + static_cast<T>(std::log(sum));
           for (int64_t j = 0; j < kept; ++j) yr[j] = xr[j] - sub;
@@ -62,9 +97,10 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx,
         if (log) {
           for (int64_t j = 0; j < N; ++j) dot += kern::log_softmax_counts(yr[j]) ? gr[j] : T(0);
         } else {
-          for (int64_t j = 0; j < N; ++j) dot += double(gr[j]) * double(yr[j]);
+          dot = row_dot(gr, yr, N);
         }
         T d = static_cast<T>(dot);
+#pragma omp simd
         for (int64_t j = 0; j < N; ++j) xr[j] = kern::softmax_grad(yr[j], gr[j], d, log);
       }
     });
