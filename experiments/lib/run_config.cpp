@@ -12,6 +12,7 @@ void declare_common_config(Schema& s) {
   s.add_choice("task", tasks.empty() ? "" : tasks.front(), tasks, "the task this config trains").require();
   s.add_string("name", "", "experiment name: runs go to runs/<name>/<timestamp> (default: the config file's stem)");
   s.add_int("seed", 0, "the one seed every random stream (init, data, routing noise) is derived from").at_least(0);
+  s.add_string("device", "cpu", "where the model trains: cpu, cuda (= cuda:0) or cuda:N");
 
   s.add_section("train", "the training loop (shared by every task)");
   s.add_int("train.steps", 1000, "optimizer steps to train for (ignored when train.epochs > 0)").at_least(1);
@@ -25,6 +26,8 @@ void declare_common_config(Schema& s) {
       .greater_than(0);
   s.add_int("train.threads", 0, "CPU threads (0: OpenMP's default); results are bitwise stable per thread count")
       .at_least(0);
+  s.add_bool("train.allow_tf32", false,
+             "CUDA: TF32 tensor-core maths in f32 matmuls (faster; about 1e-3 relative error instead of f32 rounding)");
 
   s.add_section("optim", "optimizer, learning-rate schedule and gradient clipping");
   s.add_choice("optim.name", "adamw", {"adamw", "sgd", "rmsprop"}, "optimizer");

@@ -120,6 +120,7 @@ struct TaskContext {
   uint64_t seed = 0;                             // the config's `seed`; derive streams with RngStream(seed, "data")
   std::string run_dir;                           // empty under `moelab eval`: then write no files
   std::function<void(const std::string&)> log;   // a line for the console and log.txt (no newline needed)
+  Device device = Device::cpu();                 // the config's `device`: put the model and batches there
 };
 
 class Task {

@@ -9,9 +9,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <regex>
 #include <sstream>
 
 #include "core/autograd/autograd.h"
+#include "core/backend/device_select.h"
 #include "core/io/atomic_file.h"
 #include "core/io/metrics.h"
 #include "core/io/text_util.h"
@@ -175,6 +177,16 @@ class Trainer {
   }
 
   void setup() {
+    // The device first: a config that names an absent one leaves nothing behind.
+    Device device = Device::cpu();
+    try {
+      device = resolve_device(cfg_.get_string("device"));
+    } catch (const Error& e) {
+      // The message names the key and value; the config's place replaces the source location.
+      static const std::regex source_location(R"(^[^ :]+\.(cpp|h|cu):[0-9]+: )");
+      throw ConfigError({cfg_.origin("device").str() + ": " + std::regex_replace(e.what(), source_location, "")});
+    }
+    set_cuda_allow_tf32(cfg_.get_bool("train.allow_tf32"));
     fs::create_directories(opt_.run_dir);
     auto ckpt = opt_.resume ? latest_checkpoint(opt_.run_dir) : std::nullopt;
     if (!opt_.resume && (fs::exists(opt_.run_dir / "metrics.jsonl") || fs::exists(opt_.run_dir / "ckpt")))
@@ -188,8 +200,12 @@ class Trainer {
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
     threads_ = omp_get_max_threads();
 
+
+    if (device.is_cuda())
+      say("device: " + cuda_device_summary(device.index) + (cuda_allow_tf32() ? " (TF32 matmuls allowed)" : ""));
     task_ = find_task(cfg_.get_string("task")).make();
     TaskContext ctx;
+    ctx.device = device;
     ctx.seed = static_cast<uint64_t>(cfg_.get_int("seed"));
     ctx.run_dir = opt_.run_dir.string();
     ctx.log = [this](const std::string& line) { say(line); };

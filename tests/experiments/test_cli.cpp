@@ -2,6 +2,8 @@
 // config), --print-config, and the NaN/Inf guard naming the step and the first offending tensor.
 #include <gtest/gtest.h>
 
+#include "core/backend/backend.h"
+#include "core/backend/device_select.h"
 #include "moelab_cli_util.h"
 
 using namespace moelab::testing;
@@ -62,6 +64,33 @@ TEST(Cli, ConfigErrorsExitWith2AndNameTheirPlace) {
             std::string::npos)
       << r.output;
   EXPECT_FALSE(fs::exists(cfg.parent_path() / "run"));  // nothing is written for a bad config
+}
+
+// `device` picks where the model trains. Without a usable CUDA device "cuda:0" is a config error naming
+// the override; with one, a short run trains there and ends with a finite loss.
+TEST(Cli, DeviceKeySelectsWhereTheModelTrains) {
+  fs::path cfg = tiny_config_file("device", tiny_config());
+  fs::path run = cfg.parent_path() / "run";
+  CommandResult r = run_moelab({"run", cfg.string(), "device=cuda:0", "train.steps=20", "--run-dir", run.string(),
+                                "--progress", "none", "--no-report"});
+  if (moelab::cuda_device_count() == 0) {
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("<override 1: device=cuda:0>: device = \"cuda:0\""), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(moelab::cuda_built() ? "no CUDA device" : "moelab was built without it"),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(r.output.find(".cpp:"), std::string::npos) << "no source location in a config error\n" << r.output;
+    EXPECT_FALSE(fs::exists(run / "metrics.jsonl"));
+  } else {
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("device: cuda:0 "), std::string::npos) << r.output;
+    json s = json::parse(read_text(run / "summary.json"));
+    EXPECT_EQ(s["status"], "completed");
+  }
+  CommandResult bad = run_moelab({"run", cfg.string(), "device=gpu", "--run-dir", (run.string() + "_bad")});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("<override 1: device=gpu>: bad device 'gpu'"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("expected cpu, cuda or cuda:N"), std::string::npos) << bad.output;
 }
 
 TEST(Cli, PrintConfigShowsTheResolvedConfigWithDocumentation) {

@@ -99,6 +99,21 @@ TEST(ViT, ShapesAndNamesForEveryPatchEmbedding) {
   EXPECT_THROW(VisionTransformer(bad, rng), Error);
 }
 
+// Stem convs before the last log2(patch) keep the full resolution: [2, 3, 5] with patch 4 is one
+// stride-1 conv (8x8 stays 8x8) and two stride-2 convs (8x8 -> 2x2 tokens).
+TEST(ViT, ConvStemWithAFullResolutionConv) {
+  ViTOptions o = tiny_options(PatchEmbedKind::conv_stem, false);
+  o.stem_channels = {2, 3, 5};
+  RngStream rng(1, "init");
+  VisionTransformer vit(o, rng);
+  auto& stem = *vit.patch_embed->stem;
+  ASSERT_EQ(stem.size(), 3u);
+  Tensor images = rand_normal({2, 1, 8, 8}, 0, 1, rng);
+  EXPECT_EQ(stem[0].forward(images).shape(), (Shape{2, 2, 8, 8}));
+  EXPECT_EQ(vit.patch_embed->forward(images).shape(), (Shape{2, 4, 8}));
+  EXPECT_TRUE(has_name(vit.named_parameters(), "patch_embed.stem.2.weight"));
+}
+
 TEST(ViT, MoEFactoryPlacesLayersAndAuxTermsAreNamedByBlock) {
   RngStream rng(2, "init");
   ViTOptions o = tiny_options(PatchEmbedKind::conv, true);

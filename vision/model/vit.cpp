@@ -49,15 +49,16 @@ PatchEmbed::PatchEmbed(const ViTOptions& o, RngStream& rng)
                    "conv_stem patch embedding needs a patch size that is a power of two >= 2 (one stride-2 conv "
                    "per halving), got "
                        << p);
-      MOELAB_CHECK(static_cast<int64_t>(o.stem_channels.size()) == convs,
-                   "conv_stem with patch size " << p << " needs " << convs << " stem channel counts, got "
-                                                << o.stem_channels.size());
+      const int64_t n_convs = static_cast<int64_t>(o.stem_channels.size());
+      MOELAB_CHECK(n_convs >= convs, "conv_stem with patch size " << p << " needs at least " << convs
+                                                                  << " stem channel counts, got " << n_convs);
       stem = register_module("stem", std::make_shared<nn::ModuleList>());
       int64_t in = o.channels;
-      for (int64_t c : o.stem_channels) {
+      for (int64_t i = 0; i < n_convs; ++i) {
+        const int64_t c = o.stem_channels[static_cast<size_t>(i)], stride = i >= n_convs - convs ? 2 : 1;
         MOELAB_CHECK(c > 0, "conv_stem channel counts must be positive, got " << c);
-        // Kaiming-style default init for the convs: they feed GELUs, not residual streams.
-        stem->push_back(std::make_shared<nn::Conv2d>(in, c, 3, 2, 1, true, rng, nn::InitOptions{}, o.dtype));
+        // Kaiming-style default init for the convs: they feed ReLUs, not residual streams.
+        stem->push_back(std::make_shared<nn::Conv2d>(in, c, 3, stride, 1, true, rng, nn::InitOptions{}, o.dtype));
         in = c;
       }
       proj = register_module("proj", std::make_shared<nn::Conv2d>(in, o.dim, 1, 1, 0, true, rng, o.init, o.dtype));
@@ -78,8 +79,9 @@ Tensor PatchEmbed::forward(const Tensor& images) {
     return linear->forward(patches);
   }
   Tensor x = images;
+  // ReLU in the stem as in Xiao et al.: as good there as GELU and several times cheaper on CPU.
   if (stem)
-    for (size_t i = 0; i < stem->size(); ++i) x = gelu((*stem)[i].forward(x));
+    for (size_t i = 0; i < stem->size(); ++i) x = relu((*stem)[i].forward(x));
   x = proj->forward(x);  // (B, dim, gh, gw)
   const int64_t n = x.size(2) * x.size(3);
   return x.reshape({b, dim, n}).transpose(1, 2).contiguous();

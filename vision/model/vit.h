@@ -27,7 +27,8 @@ struct ViTOptions {
   int64_t image_size = 28, channels = 1, num_classes = 10;
   PatchEmbedKind patch_embed = PatchEmbedKind::conv;
   int64_t patch_size = 4;
-  // conv_stem only: channels of the 3x3 stride-2 convs (log2(patch_size) of them), then a 1x1 conv to dim.
+  // conv_stem only: channels of the 3x3 convs with ReLU, then a 1x1 conv to dim. The last log2(patch_size)
+  // convs have stride 2; any before them keep the full resolution (stride 1).
   std::vector<int64_t> stem_channels;
   int64_t dim = 64, depth = 4, num_heads = 4;
   double mlp_ratio = 2.0;

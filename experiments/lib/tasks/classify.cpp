@@ -50,7 +50,7 @@ class ClassifyTask : public Task {
     s.add_choice("model.patch_embed", "conv", {"conv", "linear", "conv_stem"},
                  "patch embedding: strided conv, linear map of flattened patches, or 3x3 stride-2 conv stem");
     s.add_int("model.patch_size", 4, "patch side in pixels (the image side must be a multiple)").at_least(1);
-    s.add_int_list("model.stem_channels", {}, "conv_stem: channels of each 3x3 stride-2 conv (log2(patch) of them)");
+    s.add_int_list("model.stem_channels", {}, "conv_stem: channels of each 3x3 conv; the last log2(patch) have stride 2, any before them stride 1");
     s.add_int("model.dim", 64, "token width").at_least(1);
     s.add_int("model.depth", 4, "transformer blocks").range(1, 64);
     s.add_int("model.num_heads", 4, "attention heads (dim must be a multiple)").at_least(1);
@@ -87,8 +87,8 @@ class ClassifyTask : public Task {
         if ((int64_t{1} << convs) != patch)
           r.error("model.patch_size", "model.patch_embed = \"conv_stem\" needs a power-of-two patch size, got " +
                                           std::to_string(patch));
-        else if (static_cast<int64_t>(c.get_int_list("model.stem_channels").size()) != convs)
-          r.error("model.stem_channels", "conv_stem with patch size " + std::to_string(patch) + " needs " +
+        else if (static_cast<int64_t>(c.get_int_list("model.stem_channels").size()) < convs)
+          r.error("model.stem_channels", "conv_stem with patch size " + std::to_string(patch) + " needs at least " +
                                              std::to_string(convs) + " channel counts (one per stride-2 conv)");
       }
       for (int64_t l : c.get_int_list("model.moe.layers"))
@@ -123,6 +123,8 @@ class ClassifyTask : public Task {
     RngStream init(seed_, "init");
     model_ = std::make_shared<vision::VisionTransformer>(
         vit_options_, init, [&](int64_t, RngStream& rng) { return std::make_shared<moe::MoELayer>(mc, mo, rng); });
+    model_->to(ctx.device);
+    device_ = ctx.device;
     model_->train();
     if (log_) {
       std::string moe_desc = "dense";
@@ -146,11 +148,12 @@ class ClassifyTask : public Task {
     Batch b = loader_->next();
     begin_routing_window(*model_);
     set_moe_labels(*model_, b.labels);
-    nn::ForwardOutput f = model_->forward_aux(b.images);
+    Tensor labels = b.labels.to(device_);
+    nn::ForwardOutput f = model_->forward_aux(b.images.to(device_));
     StepResult r;
-    r.loss = vision::classification_loss(f.y, b.labels, label_smoothing_);
+    r.loss = vision::classification_loss(f.y, labels, label_smoothing_);
     r.aux_losses = std::move(f.aux_losses);
-    r.metrics["accuracy"] = vision::batch_accuracy(f.y, b.labels);
+    r.metrics["accuracy"] = vision::batch_accuracy(f.y, labels);
     r.routing = end_routing_window(*model_, train_.num_classes);
     r.examples = b.labels.numel();
     return r;
@@ -266,9 +269,9 @@ class ClassifyTask : public Task {
     for (int64_t start = 0; start < set.count; start += eval_batch_) {
       Batch b = vision::batch_range(set, start, eval_batch_);
       set_moe_labels(*model_, b.labels);
-      Tensor logits = model_->forward(b.images);
+      Tensor logits = model_->forward(b.images.to(device_));
       const int64_t n = b.labels.numel();
-      loss_sum += vision::classification_loss(logits, b.labels).item() * static_cast<double>(n);
+      loss_sum += vision::classification_loss(logits, b.labels.to(device_)).item() * static_cast<double>(n);
       out.confusion.add(b.labels.to_vector<int64_t>(), vision::predicted_classes(logits));
     }
     out.loss = set.count > 0 ? loss_sum / static_cast<double>(set.count) : 0.0;
@@ -309,7 +312,7 @@ class ClassifyTask : public Task {
         if (std::find(images.begin(), images.end(), i) == images.end()) images.push_back(i);
       Batch b = vision::make_batch(test_, images);
       set_moe_labels(*model_, b.labels);
-      model_->forward(b.images);
+      model_->forward(b.images.to(device_));
       const int64_t tokens = vit_options_.num_tokens(), first = vit_options_.class_token ? 1 : 0;
       vision::PatchMapPicture pic;
       pic.image_indices = picked;
@@ -346,6 +349,7 @@ class ClassifyTask : public Task {
   }
 
   uint64_t seed_ = 0;
+  Device device_ = Device::cpu();
   std::string run_dir_;
   std::function<void(const std::string&)> log_;
   ImageSet train_, val_, test_;

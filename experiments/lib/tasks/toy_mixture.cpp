@@ -137,10 +137,13 @@ class ToyMixtureTask : public Task {
     for (float v : ey) sq += (v - mean) * (v - mean);
     eval_target_var_ = std::max(1e-12, sq / static_cast<double>(ey.size()));
     batches_per_epoch_ = std::max<int64_t>(1, cfg.get_int("data.train_size") / batch_);
+    device_ = ctx.device;
+    for (Tensor* t : {&train_.x, &train_.y, &eval_.x, &eval_.y}) *t = t->to(device_);
 
     RngStream init(seed_, "init");
     model_ = std::make_shared<ToyNet>(in_, out_, cfg.get_int("model.d_model"), cfg.get_int("model.d_ff"),
                                       cfg.get_int("model.layers"), cfg.get_int("model.moe_every"), batch_, moe_config_from(cfg), init);
+    model_->to(device_);
     model_->train();
     if (ctx.log)
       ctx.log("toy_mixture: " + std::to_string(clusters_) + " clusters, " + std::to_string(train_.labels.size()) +
@@ -157,7 +160,7 @@ class ToyMixtureTask : public Task {
     if (epoch != order_epoch_) shuffle_for(epoch);
     ++position_;
     std::vector<int64_t> rows(order_.begin() + index * batch_, order_.begin() + (index + 1) * batch_);
-    Tensor idx = Tensor::from_vector(rows, Shape{batch_});
+    Tensor idx = Tensor::from_vector(rows, Shape{batch_}, device_);
     Tensor x = index_select(train_.x, idx), y = index_select(train_.y, idx);
     if (nan_at_step_ > 0 && step + 1 == nan_at_step_) x = x * std::numeric_limits<double>::quiet_NaN();
     std::vector<int64_t> labels(batch_);
@@ -318,6 +321,7 @@ class ToyMixtureTask : public Task {
     std::vector<double> w, b, a;
   };
   uint64_t seed_ = 0;
+  Device device_ = Device::cpu();
   std::string run_dir_;
   int64_t clusters_ = 0, in_ = 0, out_ = 0, batch_ = 0, batches_per_epoch_ = 1, nan_at_step_ = 0;
   double spread_ = 1.0, eval_target_var_ = 1.0;
