@@ -2,7 +2,7 @@
 # packages via apt-get), configures, builds and runs. BUILD_DIR, JOBS and CONFIG can be overridden.
 BUILD_DIR ?= build
 JOBS      ?= $(shell nproc)
-CONFIG    ?= configs/toy_mixture.toml
+CONFIG    ?= configs/vit_fmnist_moe.toml
 CMAKE_ARGS ?=
 
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libopenblas-openmp-dev libtomlplusplus-dev \
