@@ -119,6 +119,16 @@ class Backend {
   virtual void im2col(const Tensor& x, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& cols);
   // cols (C*kh*kw, OH*OW) -> gx (C, H, W) (accumulated; gx zeroed by the caller)
   virtual void col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& gx);
+  // A whole conv2d through a vendor library (cuDNN on cuda). Returns false when the backend has none; the
+  // op then runs im2col + GEMM. x (B, C, H, W), w (O, C, kh, kw), contiguous -> out (B, O, OH, OW), no bias.
+  virtual bool conv2d_library(const Tensor& x, const Tensor& w, int64_t stride, int64_t pad, Tensor& out) {
+    return false;
+  }
+  // Its backward: gx (B, C, H, W) and/or gw (O, C, kh, kw) (either may be null) from gy (B, O, OH, OW).
+  virtual bool conv2d_library_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int64_t stride,
+                                       int64_t pad, Tensor* gx, Tensor* gw) {
+    return false;
+  }
 
   // ---- losses ----
   // logits (M, C), target (M) i32/i64 -> loss (M) = lse - (1-eps) x[target] - eps/C sum_c x[c]; rows whose

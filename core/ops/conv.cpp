@@ -1,4 +1,5 @@
-// conv2d (NCHW) as im2col + one batched GEMM; backward: col2im of W^T g for x, g cols^T for the weight,
+// conv2d (NCHW): through the backend's convolution library where it has one (cuDNN), else im2col + one
+// batched GEMM; backward: col2im of W^T g for x, g cols^T for the weight,
 // sums of g for the bias.
 #include "core/ops/op_util.h"
 #include "core/ops/ops.h"
@@ -35,20 +36,24 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   int64_t L = OH * OW, K = C * kh * kw;
   Tensor x = contiguous_input(x_in), w = contiguous_input(weight_in);
   Tensor w3 = view_as_shape(w, Shape{1, O, K});
-  // cols: (B, K, L), one im2col per image
-  Tensor cols = Tensor::empty(Shape{B, K, L}, x.dtype(), x.device());
   Tensor out = Tensor::empty(Shape{B, O, OH, OW}, x.dtype(), x.device());
-  if (cols.numel() > 0)
+  // A backend with a convolution library (cuDNN) runs it whole; the others im2col + GEMM.
+  const bool library = out.numel() > 0 && K > 0 && be.conv2d_library(x, w, stride, padding, out);
+  // cols: (B, K, L), one im2col per image
+  Tensor cols = library ? Tensor() : Tensor::empty(Shape{B, K, L}, x.dtype(), x.device());
+  if (!library && cols.numel() > 0)
     for (int64_t b = 0; b < B; ++b) {
       Tensor cb = block_view(cols, b, Shape{K, L});
       be.im2col(block_view(x, b, Shape{C, H, W}), kh, kw, stride, padding, cb);
     }
   Tensor out3 = view_as_shape(out, Shape{B, O, L});
   if (out.numel() > 0) {
-    if (K > 0)
-      be.matmul(w3, cols, out3, false, false, 1.0, 0.0);
-    else
-      be.fill(out3, 0.0);
+    if (!library) {  // (with the library, out holds the convolution already)
+      if (K > 0)
+        be.matmul(w3, cols, out3, false, false, 1.0, 0.0);
+      else
+        be.fill(out3, 0.0);
+    }
     if (bias_in.defined()) {
       Tensor bias = contiguous_input(bias_in);
       be.binary(BinaryOp::add, out3, Tensor::view_of(bias, Shape{B, O, L}, Strides{0, 1, 0}, bias.offset()),
@@ -58,11 +63,21 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   bool want_x = x_in.requires_grad(), want_w = weight_in.requires_grad();
   record(out, "conv2d", {x_in, weight_in, bias_in},
          [=, cols = want_w ? cols : Tensor(), w3 = want_x ? w3 : Tensor(),
+          x_lib = library && want_w ? x : Tensor(), w_lib = library ? w : Tensor(),
           has_bias = bias_in.defined()](const Tensor& g_in) {
            Backend& bk = backend_for(g_in.device());
            Tensor g = contiguous_input(g_in);
            Tensor g3 = view_as_shape(g, Shape{B, O, L});
            Tensor gx, gw, gb;
+           if (library) {
+             if (want_x) gx = Tensor::empty(Shape{B, C, H, W}, g.dtype(), g.device());
+             if (want_w) gw = Tensor::empty(Shape{O, C, kh, kw}, g.dtype(), g.device());
+             MOELAB_CHECK(bk.conv2d_library_backward(x_lib, w_lib, g, stride, padding, want_x ? &gx : nullptr,
+                                                     want_w ? &gw : nullptr),
+                          "conv2d backward: the convolution library of the forward pass is gone");
+             if (has_bias) gb = sum(g, {0, 2, 3});
+             return std::vector<Tensor>{gx, gw, gb};
+           }
            if (want_x) {
              // gcols[b] = W^T g[b]: (K, O) @ (O, L), then scattered back to the image
              Tensor gcols = Tensor::empty(Shape{B, K, L}, g.dtype(), g.device());

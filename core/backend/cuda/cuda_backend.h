@@ -63,6 +63,10 @@ class CudaBackend final : public Backend {
   // conv.cu
   void im2col(const Tensor& x, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& cols) override;
   void col2im(const Tensor& cols, int64_t kh, int64_t kw, int64_t stride, int64_t pad, Tensor& gx) override;
+  // conv_cudnn.cpp: cuDNN with deterministic algorithms (false when moelab was built without cuDNN)
+  bool conv2d_library(const Tensor& x, const Tensor& w, int64_t stride, int64_t pad, Tensor& out) override;
+  bool conv2d_library_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int64_t stride, int64_t pad,
+                               Tensor* gx, Tensor* gw) override;
 
   // random.cu
   void random_uniform(Tensor& out, uint64_t key, uint64_t offset, double lo, double hi) override;
