@@ -13,7 +13,7 @@ void throw_error(const char* file, int line, const std::string& message) {
       break;
     }
   }
-  throw Error(std::string(rel) + ":" + std::to_string(line) + ": " + message);
+  throw Error(std::string(rel) + ":" + std::to_string(line), message);
 }
 
 }  // namespace moelab

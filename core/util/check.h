@@ -7,10 +7,18 @@
 
 namespace moelab {
 
-// All moelab errors. what() = "file:line: message".
+// All moelab errors. what() = "file:line: message" for checks; message() is the text without the place,
+// for callers that name a better place themselves (a config key's file:line:col).
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what_arg) : std::runtime_error(what_arg), message_(what_arg) {}
+  explicit Error(const char* what_arg) : Error(std::string(what_arg)) {}
+  Error(const std::string& where, const std::string& message)
+      : std::runtime_error(where + ": " + message), message_(message) {}
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string message_;
 };
 
 [[noreturn]] void throw_error(const char* file, int line, const std::string& message);

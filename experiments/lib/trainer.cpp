@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <regex>
 #include <sstream>
 
 #include "core/autograd/autograd.h"
@@ -183,8 +182,7 @@ class Trainer {
       device = resolve_device(cfg_.get_string("device"));
     } catch (const Error& e) {
       // The message names the key and value; the config's place replaces the source location.
-      static const std::regex source_location(R"(^[^ :]+\.(cpp|h|cu):[0-9]+: )");
-      throw ConfigError({cfg_.origin("device").str() + ": " + std::regex_replace(e.what(), source_location, "")});
+      throw ConfigError({cfg_.origin("device").str() + ": " + e.message()});
     }
     set_cuda_allow_tf32(cfg_.get_bool("train.allow_tf32"));
     fs::create_directories(opt_.run_dir);
@@ -199,7 +197,6 @@ class Trainer {
     int64_t threads = cfg_.get_int("train.threads");
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
     threads_ = omp_get_max_threads();
-
 
     if (device.is_cuda())
       say("device: " + cuda_device_summary(device.index) + (cuda_allow_tf32() ? " (TF32 matmuls allowed)" : ""));

@@ -29,27 +29,14 @@ T row_max(const T* x, int64_t n) {
   return mx;
 }
 
-// sum of x[0..n) in double, lane-wise as row_max.
-template <typename T>
-double row_sum(const T* x, int64_t n) {
+// sum over j < n of term(j) in double, lane-wise as row_max.
+template <typename F>
+double lane_sum(int64_t n, F term) {
   double lane[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += double(x[j + l]);
-  for (; j < n; ++j) lane[0] += double(x[j]);
-  double sum = 0;
-  for (double v : lane) sum += v;
-  return sum;
-}
-
-// sum of a[j] * b[j] in double, lane-wise as row_max.
-template <typename T>
-double row_dot(const T* a, const T* b, int64_t n) {
-  double lane[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += double(a[j + l]) * double(b[j + l]);
-  for (; j < n; ++j) lane[0] += double(a[j]) * double(b[j]);
+    for (int l = 0; l < kLanes; ++l) lane[l] += term(j + l);
+  for (; j < n; ++j) lane[0] += term(j);
   double sum = 0;
   for (double v : lane) sum += v;
   return sum;
@@ -67,10 +54,10 @@ void CpuBackend::softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_
         T* yr = po + r * N;
         int64_t kept = kern::softmax_kept(r, N, causal_tq);
         T shift = kern::softmax_shift(row_max(xr, kept));
-        // The exps vectorize into the output row; the sum then runs in index order in double.
+        // The exps vectorize into the output row; the sum then runs over fixed lanes in double.
 #pragma omp simd
         for (int64_t j = 0; j < kept; ++j) yr[j] = kern::fast_exp(xr[j] - shift);
-        double sum = row_sum(yr, kept);
+        double sum = lane_sum(kept, [&](int64_t j) { return double(yr[j]); });
         if (log) {
           T sub = shift + static_cast<T>(std::log(sum));
           for (int64_t j = 0; j < kept; ++j) yr[j] = xr[j] - sub;
@@ -97,7 +84,7 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx,
         if (log) {
           for (int64_t j = 0; j < N; ++j) dot += kern::log_softmax_counts(yr[j]) ? gr[j] : T(0);
         } else {
-          dot = row_dot(gr, yr, N);
+          dot = lane_sum(N, [&](int64_t j) { return double(gr[j]) * double(yr[j]); });
         }
         T d = static_cast<T>(dot);
 #pragma omp simd
