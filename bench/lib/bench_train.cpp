@@ -4,7 +4,8 @@
 // Prints a table and one JSON line:
 //   {"bench": "train", "config": ..., "threads": 2, "steps": 20, "ms_per_step": ..., "images_per_s": ...,
 //    "forward_ms": ..., "backward_ms": ..., "optimizer_ms": ..., "cpu_ms_per_step": ...}
-// forward/backward/optimizer split the step; cpu_ms_per_step sums every thread's CPU time, so a machine
+// forward/backward/optimizer split the step (with train.workers > 1, forward and backward are each
+// worker's share); cpu_ms_per_step sums every thread's CPU time, so a machine
 // shared with other work shows up as wall time well above cpu time / threads.
 #include <omp.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 #include "core/ops/ops.h"
 #include "core/optim/clip.h"
 #include "core/optim/optimizer.h"
+#include "experiments/lib/micro_batches.h"
 #include "experiments/lib/run_config.h"
 #include "experiments/lib/task.h"
 
@@ -91,24 +93,18 @@ int bench_train_main(int argc, char** argv) {
     num_params += p.numel();
   }
   auto optimizer = make_optimizer(cfg, params);
-  const int accum = static_cast<int>(cfg.get_int("train.grad_accum"));
+  experiments::MicroBatchRunner micro_batches(*task, cfg, params);
+  const int workers = micro_batches.workers();
   const double clip = cfg.get_float("optim.clip_grad_norm");
 
   auto one_step = [&](int64_t step) {
     StepTimes t;
     const auto t0 = Clock::now();
-    for (int micro = 0; micro < accum; ++micro) {
-      auto tf = Clock::now();
-      experiments::StepResult r = task->train_step(step, micro);
-      Tensor total = r.loss;
-      for (const auto& aux : r.aux_losses)
-        if (aux.weight != 0) total = total + aux.value * aux.weight;
-      if (accum > 1) total = total * (1.0 / accum);
-      t.forward += since(tf);
-      auto tb = Clock::now();
-      total.backward();
-      t.backward += since(tb);
-      t.examples += r.examples;
+    // With workers the micro-batches overlap: forward and backward are each worker's share of the step.
+    for (const auto& o : micro_batches.run(step)) {
+      t.forward += o.forward_s / workers;
+      t.backward += o.backward_s / workers;
+      t.examples += o.result.examples;
     }
     auto to = Clock::now();
     if (clip > 0) optim::clip_grad_norm(param_list, clip);
@@ -141,8 +137,8 @@ int bench_train_main(int argc, char** argv) {
   const double ms = 1e3 * wall / steps, median_ms = 1e3 * totals[totals.size() / 2], min_ms = 1e3 * totals.front();
 
   std::printf("config            %s\n", config_path.c_str());
-  std::printf("task              %s, %lld parameters, %d threads\n", cfg.get_string("task").c_str(),
-              static_cast<long long>(num_params), threads);
+  std::printf("task              %s, %lld parameters, %d threads, %d worker%s\n", cfg.get_string("task").c_str(),
+              static_cast<long long>(num_params), threads, workers, workers > 1 ? "s" : "");
   std::printf("ms per step       %.2f (median %.2f, min %.2f) over %d steps after %d warmup\n", ms, median_ms, min_ms,
               steps, warmup);
   std::printf("  forward         %.2f ms\n  backward        %.2f ms\n  optimizer       %.2f ms\n",
@@ -158,6 +154,7 @@ int bench_train_main(int argc, char** argv) {
   j["task"] = cfg.get_string("task");
   j["parameters"] = num_params;
   j["threads"] = threads;
+  j["workers"] = workers;
   j["steps"] = steps;
   j["ms_per_step"] = ms;
   j["median_ms_per_step"] = median_ms;

@@ -84,6 +84,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
   std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->seq > b->seq; });
   std::unordered_map<Node*, Tensor> grads;
   grads[root.grad_fn().get()] = g0;
+  std::unordered_map<TensorImpl*, std::pair<Tensor, Tensor>> leaf_grads;  // leaf -> (leaf, its gradient)
   for (Node* n : order) {
     auto it = grads.find(n);
     if (it == grads.end()) continue;
@@ -102,14 +103,20 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       if (in.grad_fn()) {
         accumulate(grads[in.grad_fn().get()], gin[i]);
       } else {
-        // Leaf gradients get their own storage: gradients passed through (add, views) may alias others,
-        // and optimizers modify .grad in place (clipping).
-        Tensor slot = in.grad();
-        if (slot.defined()) accumulate(slot, gin[i]);
-        else slot = gin[i].clone();
-        in.impl()->grad = slot.impl_ptr();
+        auto [it, first] = leaf_grads.try_emplace(in.impl(), in, gin[i]);
+        if (!first) accumulate(it->second.second, gin[i]);
       }
     }
+  }
+  // This backward's gradient of each leaf is complete before it is added to .grad, so that .grad =
+  // earlier + (this backward's sum) whichever thread ran the earlier backwards (train.workers).
+  for (auto& [impl, entry] : leaf_grads) {
+    auto& [leaf, g] = entry;
+    Tensor slot = leaf.grad();
+    // Leaf gradients get their own storage: gradients passed through (add, views) may alias others,
+    // and optimizers modify .grad in place (clipping).
+    slot = slot.defined() ? add(slot, g) : g.clone();
+    impl->grad = slot.impl_ptr();
   }
 }
 

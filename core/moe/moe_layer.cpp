@@ -281,6 +281,14 @@ void MoELayer::after_optimizer_step() {
   std::fill(step_counts_.begin(), step_counts_.end(), 0.0);
 }
 
+void MoELayer::take_pending_counts(MoELayer& replica) {
+  MOELAB_CHECK(replica.step_counts_.size() == step_counts_.size(),
+               "MoELayer::take_pending_counts: the replica has " << replica.step_counts_.size() << " experts, this layer "
+                                                                 << step_counts_.size());
+  for (size_t e = 0; e < step_counts_.size(); ++e) step_counts_[e] += replica.step_counts_[e];
+  std::fill(replica.step_counts_.begin(), replica.step_counts_.end(), 0.0);
+}
+
 std::vector<std::pair<std::string, MoELayer*>> find_moe_layers(nn::Module& root) {
   std::vector<std::pair<std::string, MoELayer*>> out;
   for (auto& [path, m] : root.named_modules())

@@ -75,6 +75,9 @@ class MoELayer : public nn::Module {
   int64_t slots_per_expert() const { return router->slots_per_expert; }
   // Selection counts of the training forwards since the last optimizer step.
   const std::vector<double>& pending_counts() const { return step_counts_; }
+  // Adds a replica's pending selection counts to this layer's and clears the replica's (concurrent
+  // micro-batches: replicas run the forwards, this layer makes the bias update).
+  void take_pending_counts(MoELayer& replica);
 
   MoEConfig cfg;
   MoELayerOptions options;

@@ -177,6 +177,25 @@ void Module::to(DType dtype) {
       if (is_floating(t.dtype()) && t.dtype() != dtype) retarget(t, cast(t.detach(), dtype).contiguous());
 }
 
+void Module::share_state_with(const Module& source) {
+  for (bool params : {true, false}) {
+    NamedTensors mine = params ? named_parameters() : named_buffers();
+    NamedTensors theirs = params ? source.named_parameters() : source.named_buffers();
+    const char* what = params ? "parameters" : "buffers";
+    MOELAB_CHECK(mine.size() == theirs.size(), type_name_ << ".share_state_with: " << mine.size() << " " << what
+                                                          << " here, " << theirs.size() << " in the source");
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const auto& [name, t] = mine[i];
+      const auto& [source_name, s] = theirs[i];
+      MOELAB_CHECK(name == source_name && t.shape() == s.shape() && t.dtype() == s.dtype(),
+                   type_name_ << ".share_state_with: " << what << " differ at " << name << " " << t.shape().str()
+                              << " " << dtype_name(t.dtype()) << " vs " << source_name << " " << s.shape().str()
+                              << " " << dtype_name(s.dtype()));
+      retarget(t, s);
+    }
+  }
+}
+
 std::string Module::summary() const {
   std::ostringstream os;
   for (const auto& [path, m] : named_modules()) {

@@ -114,6 +114,11 @@ class Module {
   // Moves / converts parameters and buffers in place (handles stay valid; float buffers only for dtype).
   void to(Device device);
   void to(DType dtype);
+  // Makes this module a replica of `source` (same architecture: same names, shapes, dtypes, checked):
+  // every parameter and buffer is re-pointed at source's storage, so both compute with the same weights
+  // and see every in-place update, while gradients and per-forward state (routing records) stay apart.
+  // Used by concurrent micro-batches (train.workers), one replica per worker.
+  void share_state_with(const Module& source);
   // A readable tree: "name (Type): param shapes".
   std::string summary() const;
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/moe/moe_layer.h"
+#include "core/nn/layers.h"
 #include "experiments/lib/interval_stats.h"
 
 namespace moelab::experiments {
@@ -135,6 +136,38 @@ void load_model_state(nn::Module& model, const TaskState& state) {
     layer->router->noise_rng = state.get_rng(path + ".noise_rng");
     layer->set_step(state.get_int(path + ".step"));
   }
+}
+
+namespace {
+// The replica's MoE layers paired with the master's (same architecture, so the same paths in order).
+std::vector<std::pair<moe::MoELayer*, moe::MoELayer*>> moe_pairs(nn::Module& replica, nn::Module& master) {
+  auto r = moe::find_moe_layers(replica), m = moe::find_moe_layers(master);
+  MOELAB_CHECK(r.size() == m.size(), "replica has " << r.size() << " MoE layers, the model " << m.size());
+  std::vector<std::pair<moe::MoELayer*, moe::MoELayer*>> out;
+  for (size_t i = 0; i < r.size(); ++i) {
+    MOELAB_CHECK(r[i].first == m[i].first, "replica MoE layer " << r[i].first << " vs the model's " << m[i].first);
+    out.emplace_back(r[i].second, m[i].second);
+  }
+  return out;
+}
+}  // namespace
+
+void prepare_replica(nn::Module& replica, nn::Module& master, int64_t step, int micro) {
+  const std::string draw = "step " + std::to_string(step) + " micro " + std::to_string(micro);
+  replica.train(master.is_training());
+  for (auto& [r, m] : moe_pairs(replica, master)) {
+    r->set_step(m->step());
+    r->router->noise_rng = m->router->noise_rng.fork(draw);
+  }
+  auto rm = replica.named_modules(), mm = master.named_modules();
+  MOELAB_CHECK(rm.size() == mm.size(), "replica has " << rm.size() << " modules, the model " << mm.size());
+  for (size_t i = 0; i < rm.size(); ++i)
+    if (auto* d = dynamic_cast<nn::Dropout*>(rm[i].second))
+      d->rng() = dynamic_cast<nn::Dropout&>(*mm[i].second).rng().fork(draw);
+}
+
+void merge_replica_counts(nn::Module& master, nn::Module& replica) {
+  for (auto& [r, m] : moe_pairs(replica, master)) m->take_pending_counts(*r);
 }
 
 RoutingNoiseGuard::RoutingNoiseGuard(nn::Module& model) {

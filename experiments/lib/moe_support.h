@@ -42,6 +42,14 @@ std::vector<LayerRouting> end_routing_window(nn::Module& model, int64_t num_labe
 void save_model_state(nn::Module& model, TaskState& state);
 void load_model_state(nn::Module& model, const TaskState& state);
 
+// Concurrent micro-batches (train.workers): before a replica (nn::Module::share_state_with) trains
+// micro-batch `micro` of optimizer step `step`, it takes the master's mode and MoE step counters, and
+// routing-noise and dropout streams forked from the master's by (step, micro), so the draws do not
+// depend on which worker runs the micro-batch. After the step's backwards, merge_replica_counts hands
+// each replica's pending MoE selection counts to the master, which makes the bias update.
+void prepare_replica(nn::Module& replica, nn::Module& master, int64_t step, int micro);
+void merge_replica_counts(nn::Module& master, nn::Module& replica);
+
 // Restores every MoE layer's routing-noise stream when it goes out of scope, so that an evaluation
 // with noisy or random routers does not change the draws training sees next.
 class RoutingNoiseGuard {

@@ -26,6 +26,16 @@ void declare_common_config(Schema& s) {
       .greater_than(0);
   s.add_int("train.threads", 0, "CPU threads (0: OpenMP's default); results are bitwise stable per thread count")
       .at_least(0);
+  s.add_int("train.workers", 1,
+            "micro-batches of one step trained concurrently, one thread and model replica each (needs "
+            "train.grad_accum >= workers; without routing noise or dropout, bitwise the result of train.threads = 1)")
+      .range(1, 64);
+  s.add_check([](const Config& c, io::ConfigReporter& r) {
+    const int64_t workers = c.get_int("train.workers"), accum = c.get_int("train.grad_accum");
+    if (workers > accum)
+      r.error("train.workers", "train.workers = " + std::to_string(workers) + " exceeds train.grad_accum = " +
+                                   std::to_string(accum) + ": each worker trains whole micro-batches of a step");
+  });
   s.add_bool("train.allow_tf32", false,
              "CUDA: TF32 tensor-core maths in f32 matmuls (faster; about 1e-3 relative error instead of f32 rounding)");
 

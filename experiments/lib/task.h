@@ -142,6 +142,25 @@ class Task {
   virtual StepResult train_step(int64_t step, int micro) = 0;
   // Called after every optimizer update (e.g. the aux-loss-free router bias update).
   virtual void after_optimizer_step(int64_t step) {}
+
+  // ---- concurrent micro-batches (train.workers = W > 1; experiments/lib/micro_batches.h) ----
+  // A task that supports them says so, and start_workers (after build) makes W model replicas sharing
+  // its parameters and buffers (nn::Module::share_state_with). Per optimizer step the
+  // Trainer then calls prepare_micro_batch for every micro-batch in order on its own thread (the data
+  // position and augmentation draws stay sequential), worker_step concurrently (worker w takes micro-
+  // batches w, w+W, ...), and end_worker_steps once all backwards are done; it sums the replicas'
+  // gradients into named_parameters() in worker order.
+  virtual bool supports_workers() const { return false; }
+  virtual void start_workers(int workers) {}
+  // Worker w's replica parameters, in the order of named_parameters().
+  virtual NamedTensors worker_parameters(int worker) { return {}; }
+  virtual void prepare_micro_batch(int64_t step, int micro) {}
+  // Forward of prepared micro-batch `micro` on worker w's replica (called from worker w's thread).
+  virtual StepResult worker_step(int64_t step, int micro, int worker) {
+    MOELAB_FAIL("this task does not run concurrent micro-batches");
+  }
+  // Folds what the replicas gathered besides gradients (MoE selection counts) into the main model.
+  virtual void end_worker_steps() {}
   // Evaluates on held-out data; called under a NoGradGuard.
   virtual EvalResult evaluate(int64_t step) = 0;
 

@@ -24,6 +24,7 @@
 #include "experiments/lib/checkpoint.h"
 #include "experiments/lib/event_replay.h"
 #include "experiments/lib/interval_stats.h"
+#include "experiments/lib/micro_batches.h"
 #include "experiments/lib/report.h"
 #include "experiments/lib/routing_math.h"
 #include "experiments/lib/run_config.h"
@@ -185,6 +186,7 @@ class Trainer {
       throw ConfigError({cfg_.origin("device").str() + ": " + e.message()});
     }
     set_cuda_allow_tf32(cfg_.get_bool("train.allow_tf32"));
+    check_workers_supported(*find_task(cfg_.get_string("task")).make(), cfg_);
     fs::create_directories(opt_.run_dir);
     auto ckpt = opt_.resume ? latest_checkpoint(opt_.run_dir) : std::nullopt;
     if (!opt_.resume && (fs::exists(opt_.run_dir / "metrics.jsonl") || fs::exists(opt_.run_dir / "ckpt")))
@@ -209,6 +211,7 @@ class Trainer {
     task_->build(cfg_, ctx);
     params_ = task_->named_parameters();
     for (const auto& [name, p] : params_) param_list_.push_back(p);
+    micro_batches_ = std::make_unique<MicroBatchRunner>(*task_, cfg_, params_);
 
     int64_t accum = cfg_.get_int("train.grad_accum");
     accum_ = static_cast<int>(accum);
@@ -316,24 +319,19 @@ class Trainer {
     double lr = schedule_.lr_at(step_);
     optimizer_->set_lr(lr);
     double loss_sum = 0;
-    for (int micro = 0; micro < accum_; ++micro) {
-      StepResult r = task_->train_step(step_, micro);
-      MOELAB_CHECK(r.loss.defined() && r.loss.numel() == 1, "task " << cfg_.get_string("task") << " returned no scalar loss");
-      double loss = r.loss.item();
-      if (!std::isfinite(loss)) non_finite("loss", loss);
-      Tensor total = r.loss;
-      for (const auto& aux : r.aux_losses) {
-        double v = aux.value.item();
-        if (!std::isfinite(v)) non_finite("auxiliary loss " + aux.name, v);
-        auto [layer, term] = split_layer_name(aux.name);
+    for (MicroBatchOutcome& o : micro_batches_->run(step_)) {
+      const StepResult& r = o.result;
+      if (!std::isfinite(o.loss)) non_finite("loss", o.loss);
+      for (size_t i = 0; i < r.aux_losses.size(); ++i) {
+        const std::string& name = r.aux_losses[i].name;
+        const double v = o.aux_values[i];
+        if (!std::isfinite(v)) non_finite("auxiliary loss " + name, v);
+        auto [layer, term] = split_layer_name(name);
         if (layer >= 0) interval_.add_layer_scalar("moe/" + term, layer, v);
-        else interval_.add_scalar("train/" + aux.name, v);
-        if (aux.weight != 0) total = total + aux.value * aux.weight;
+        else interval_.add_scalar("train/" + name, v);
       }
-      if (accum_ > 1) total = total * (1.0 / accum_);
-      total.backward();
-      loss_sum += loss;
-      interval_.add_scalar("train/loss", loss);
+      loss_sum += o.loss;
+      interval_.add_scalar("train/loss", o.loss);
       for (const auto& [k, v] : r.metrics) interval_.add_scalar("train/" + k, v);
       for (const auto& routing : r.routing) interval_.add_routing(routing);
     }
@@ -499,6 +497,7 @@ class Trainer {
   bool have_eval_ = false;
   int accum_ = 1;
   int threads_ = 1;
+  std::unique_ptr<MicroBatchRunner> micro_batches_;
   int64_t step_ = 0, total_steps_ = 0, log_every_ = 1, eval_every_ = 0, checkpoint_every_ = 0;
   int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1, sigint_at_step_ = -1;
   double last_loss_ = NAN, last_logged_loss_ = NAN;

@@ -93,6 +93,21 @@ TEST(Cli, DeviceKeySelectsWhereTheModelTrains) {
   EXPECT_NE(bad.output.find("expected cpu, cuda or cuda:N"), std::string::npos) << bad.output;
 }
 
+TEST(Cli, WorkersNeedATaskThatRunsThemAndEnoughMicroBatches) {
+  fs::path cfg = tiny_config_file("workers", tiny_config());
+  fs::path run = cfg.parent_path() / "run";
+  CommandResult r = run_moelab({"run", cfg.string(), "train.workers=2", "--run-dir", run.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("<override 1: train.workers=2>: train.workers = 2 exceeds train.grad_accum = 1"),
+            std::string::npos) << r.output;
+  r = run_moelab({"run", cfg.string(), "train.workers=2", "train.grad_accum=2", "--run-dir", run.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("<override 1: train.workers=2>: train.workers = 2: task \"toy_mixture\" does not run "
+                          "concurrent micro-batches"),
+            std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(run)) << "a refused config left a run directory";
+}
+
 TEST(Cli, PrintConfigShowsTheResolvedConfigWithDocumentation) {
   fs::path cfg = tiny_config_file("print", tiny_config());
   CommandResult r = run_moelab({"run", cfg.string(), "model.moe.top_k=2", "--print-config"});

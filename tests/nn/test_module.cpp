@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "core/autograd/autograd.h"
 #include "core/nn/layers.h"
 #include "core/nn/mlp.h"
 #include "core/nn/module.h"
@@ -121,6 +122,32 @@ TEST(Module, ToDTypeKeepsHandles) {
   EXPECT_EQ(y.dtype(), DType::f64);
   lin.to(Device::cpu());  // no-op on the host
   EXPECT_EQ(handle.device(), Device::cpu());
+}
+
+TEST(Module, ShareStateWithMakesAReplicaWithItsOwnGradients) {
+  RngStream rng_a(5, "init"), rng_b(6, "init");
+  Linear master(3, 2, true, rng_a), replica(3, 2, true, rng_b);
+  replica.share_state_with(master);
+  Tensor x = Tensor::from_vector<float>({1, -2, 0.5f, 3, 0.25f, -1}, Shape{2, 3});
+  // Same weights: the same outputs, and an in-place update of the master (an optimizer step) shows in both.
+  EXPECT_EQ(master.forward(x).to_vector<float>(), replica.forward(x).to_vector<float>());
+  {
+    NoGradGuard ng;
+    master.weight.detach().fill_(0.5);
+  }
+  EXPECT_EQ(master.forward(x).to_vector<float>(), replica.forward(x).to_vector<float>());
+  // Gradients stay apart.
+  sum(replica.forward(x)).backward();
+  EXPECT_TRUE(replica.weight.grad().defined());
+  EXPECT_FALSE(master.weight.grad().defined());
+  // Another architecture is refused, naming the first difference.
+  Linear wider(4, 2, true, rng_b);
+  try {
+    wider.share_state_with(master);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("weight"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Module, ReplaceChildKeepsName) {

@@ -1,6 +1,7 @@
 // The `classify` task end to end: the default config (configs/vit_fmnist_moe.toml) runs a few steps
 // through the Trainer and leaves test_accuracy, the confusion matrix, per-token routing samples, the
-// per-patch expert maps and the report fragment; a resumed run reproduces the uninterrupted one.
+// per-patch expert maps and the report fragment; a resumed run reproduces the uninterrupted one;
+// concurrent micro-batches (train.workers) give the weights of the one-thread run and resume exactly.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/io/atomic_file.h"
+#include "core/nn/tensor_file.h"
 #include "experiments/lib/run_config.h"
 #include "experiments/lib/trainer.h"
 #include "vision/data/fashion_mnist.h"
@@ -113,6 +115,62 @@ TEST(ClassifyRun, ResumeReproducesTheUninterruptedRun) {
   const std::string a = io::read_file_bytes((whole / "ckpt" / "step_000000004" / "model.safetensors").string());
   const std::string b = io::read_file_bytes((parts / "ckpt" / "step_000000004" / "model.safetensors").string());
   EXPECT_TRUE(a == b) << "the resumed run's weights differ from the uninterrupted run's";
+  fs::remove_all(whole);
+  fs::remove_all(parts);
+}
+
+namespace {
+// The weights of a checkpoint as raw bytes per tensor (the file's metadata names the thread count).
+std::map<std::string, std::string> final_weights(const fs::path& dir, int step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%09d", step);
+  std::map<std::string, std::string> out;
+  for (const auto& [n, t] : nn::load_tensors((dir / "ckpt" / name / "model.safetensors").string()))
+    out[n] = std::string(static_cast<const char*>(t.raw_data()), t.nbytes());
+  return out;
+}
+}  // namespace
+
+TEST(ClassifyRun, TwoWorkersGiveTheWeightsOfTheOneThreadRun) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  // Two micro-batches per step; the aux-loss-free bias update checks that the replicas' selection counts
+  // reach the model. No routing noise, so the two runs do the same floating-point operations.
+  for (const char* router : {"model.moe.switch_loss=0.01", "model.moe.selection_bias=true"}) {
+    SCOPED_TRACE(router);
+    std::vector<std::string> common = quick_overrides(3);
+    for (const char* o : {"train.grad_accum=2", "data.augment.horizontal_flip=true"}) common.push_back(o);
+    common.push_back(router);
+    fs::path one = fresh_dir("one_worker"), two = fresh_dir("two_workers");
+    RunOutcome a = run(one, common);  // train.threads = 1: every op runs serially, as inside a worker
+    ASSERT_EQ(a.status, "completed") << a.error;
+    common.push_back("train.threads=2");
+    common.push_back("train.workers=2");
+    RunOutcome b = run(two, common);
+    ASSERT_EQ(b.status, "completed") << b.error;
+    EXPECT_TRUE(final_weights(one, 3) == final_weights(two, 3)) << "train.workers = 2 changed the weights";
+    auto sa = nlohmann::json::parse(io::read_file_bytes((one / "summary.json").string()));
+    auto sb = nlohmann::json::parse(io::read_file_bytes((two / "summary.json").string()));
+    EXPECT_EQ(sa["test_accuracy"], sb["test_accuracy"]);
+    fs::remove_all(one);
+    fs::remove_all(two);
+  }
+}
+
+TEST(ClassifyRun, WorkersWithRoutingNoiseResumeExactly) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  // Noise draws come from streams forked per (step, micro-batch): a resumed run repeats them.
+  std::vector<std::string> common = quick_overrides(4);
+  for (const char* o : {"optim.schedule=\"constant\"", "train.checkpoint_every=2", "train.grad_accum=2",
+                        "train.workers=2", "train.threads=2", "model.moe.noise=\"jitter\"", "model.moe.jitter_eps=0.1"})
+    common.push_back(o);
+  fs::path whole = fresh_dir("workers_whole"), parts = fresh_dir("workers_parts");
+  ASSERT_EQ(run(whole, common).status, "completed");
+  std::vector<std::string> first = common;
+  first.push_back("train.steps=2");
+  ASSERT_EQ(run(parts, first).status, "completed");
+  RunOutcome resumed = run(parts, common, true);
+  ASSERT_EQ(resumed.status, "completed") << resumed.error;
+  EXPECT_TRUE(final_weights(whole, 4) == final_weights(parts, 4)) << "the resumed run's weights differ";
   fs::remove_all(whole);
   fs::remove_all(parts);
 }

@@ -116,13 +116,8 @@ class ClassifyTask : public Task {
                               : cfg.get_int("train.steps");
 
     vit_options_ = vit_options_from(cfg, train_);
-    moe::MoEConfig mc = moe_config_from(cfg);
-    const int64_t d_ff = static_cast<int64_t>(std::llround(vit_options_.mlp_ratio * double(vit_options_.dim)));
-    moe::MoELayerOptions mo{.d_model = vit_options_.dim, .d_ff = d_ff, .seq_len = vit_options_.num_tokens(),
-                            .init = vit_options_.init};
-    RngStream init(seed_, "init");
-    model_ = std::make_shared<vision::VisionTransformer>(
-        vit_options_, init, [&](int64_t, RngStream& rng) { return std::make_shared<moe::MoELayer>(mc, mo, rng); });
+    moe_config_ = moe_config_from(cfg);
+    model_ = make_model();
     model_->to(ctx.device);
     device_ = ctx.device;
     model_->train();
@@ -132,7 +127,7 @@ class ClassifyTask : public Task {
         moe_desc = "MoE in blocks [";
         for (size_t i = 0; i < vit_options_.moe_layers.size(); ++i)
           moe_desc += (i ? ", " : "") + std::to_string(vit_options_.moe_layers[i]);
-        moe_desc += "]: " + mc.describe();
+        moe_desc += "]: " + moe_config_.describe();
       }
       log_("classify: Fashion-MNIST " + std::to_string(train_.count) + " train / " + std::to_string(val_.count) +
            " validation / " + std::to_string(test_.count) + " test images; ViT " +
@@ -144,19 +139,30 @@ class ClassifyTask : public Task {
   NamedTensors named_parameters() override { return model_->named_parameters(); }
   int64_t micro_batches_per_epoch() const override { return loader_->batches_per_epoch(); }
 
-  StepResult train_step(int64_t, int) override {
-    Batch b = loader_->next();
-    begin_routing_window(*model_);
-    set_moe_labels(*model_, b.labels);
-    Tensor labels = b.labels.to(device_);
-    nn::ForwardOutput f = model_->forward_aux(b.images.to(device_));
-    StepResult r;
-    r.loss = vision::classification_loss(f.y, labels, label_smoothing_);
-    r.aux_losses = std::move(f.aux_losses);
-    r.metrics["accuracy"] = vision::batch_accuracy(f.y, labels);
-    r.routing = end_routing_window(*model_, train_.num_classes);
-    r.examples = b.labels.numel();
-    return r;
+  StepResult train_step(int64_t, int) override { return train_on(*model_, loader_->next()); }
+
+  // Concurrent micro-batches: replicas of the ViT sharing model_'s weights; the batches are drawn in order.
+  bool supports_workers() const override { return true; }
+  void start_workers(int workers) override {
+    for (int w = 0; w < workers; ++w) {
+      auto replica = make_model();
+      replica->to(device_);
+      replica->share_state_with(*model_);
+      replicas_.push_back(replica);
+    }
+  }
+  NamedTensors worker_parameters(int worker) override { return replicas_.at(worker)->named_parameters(); }
+  void prepare_micro_batch(int64_t, int micro) override {
+    if (static_cast<int>(prepared_.size()) <= micro) prepared_.resize(micro + 1);
+    prepared_[micro] = loader_->next();
+  }
+  StepResult worker_step(int64_t step, int micro, int worker) override {
+    vision::VisionTransformer& replica = *replicas_.at(worker);
+    prepare_replica(replica, *model_, step, micro);
+    return train_on(replica, prepared_.at(micro));
+  }
+  void end_worker_steps() override {
+    for (auto& replica : replicas_) merge_replica_counts(*model_, *replica);
   }
 
   void after_optimizer_step(int64_t) override { model_->after_optimizer_step_all(); }
@@ -212,6 +218,30 @@ class ClassifyTask : public Task {
     vision::ConfusionMatrix confusion{1};
     std::vector<LayerRouting> routing;
   };
+
+  std::shared_ptr<vision::VisionTransformer> make_model() const {
+    const int64_t d_ff = static_cast<int64_t>(std::llround(vit_options_.mlp_ratio * double(vit_options_.dim)));
+    moe::MoELayerOptions mo{.d_model = vit_options_.dim, .d_ff = d_ff, .seq_len = vit_options_.num_tokens(),
+                            .init = vit_options_.init};
+    RngStream init(seed_, "init");
+    return std::make_shared<vision::VisionTransformer>(vit_options_, init, [&](int64_t, RngStream& rng) {
+      return std::make_shared<moe::MoELayer>(moe_config_, mo, rng);
+    });
+  }
+
+  StepResult train_on(vision::VisionTransformer& model, const Batch& b) const {
+    begin_routing_window(model);
+    set_moe_labels(model, b.labels);
+    Tensor labels = b.labels.to(device_);
+    nn::ForwardOutput f = model.forward_aux(b.images.to(device_));
+    StepResult r;
+    r.loss = vision::classification_loss(f.y, labels, label_smoothing_);
+    r.aux_losses = std::move(f.aux_losses);
+    r.metrics["accuracy"] = vision::batch_accuracy(f.y, labels);
+    r.routing = end_routing_window(model, train_.num_classes);
+    r.examples = b.labels.numel();
+    return r;
+  }
 
   static vision::ViTOptions vit_options_from(const Config& cfg, const ImageSet& set) {
     vision::ViTOptions o;
@@ -355,7 +385,10 @@ class ClassifyTask : public Task {
   ImageSet train_, val_, test_;
   std::unique_ptr<vision::ImageLoader> loader_;
   vision::ViTOptions vit_options_;
+  moe::MoEConfig moe_config_;
   std::shared_ptr<vision::VisionTransformer> model_;
+  std::vector<std::shared_ptr<vision::VisionTransformer>> replicas_;  // one per worker (train.workers > 1)
+  std::vector<Batch> prepared_;                                      // the step's micro-batches, in order
   double label_smoothing_ = 0;
   int64_t eval_batch_ = 500, total_steps_ = 0, patch_map_images_ = 10, token_samples_ = 4;
 };
