@@ -97,28 +97,6 @@ TEST(ClassifyRun, DefaultConfigRunsAFewStepsEndToEnd) {
   fs::remove_all(dir);
 }
 
-TEST(ClassifyRun, ResumeReproducesTheUninterruptedRun) {
-  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
-  // Constant learning rate, so that stopping at step 2 and continuing to 4 follows the same schedule;
-  // augmentation on, so that the data position must be restored exactly.
-  std::vector<std::string> common = quick_overrides(4);
-  for (const char* o : {"optim.schedule=\"constant\"", "data.augment.crop_padding=2", "train.checkpoint_every=2"})
-    common.push_back(o);
-  fs::path whole = fresh_dir("whole"), parts = fresh_dir("parts");
-  ASSERT_EQ(run(whole, common).status, "completed");
-  std::vector<std::string> first = common;
-  first.push_back("train.steps=2");
-  ASSERT_EQ(run(parts, first).status, "completed");
-  RunOutcome resumed = run(parts, common, true);
-  ASSERT_EQ(resumed.status, "completed") << resumed.error;
-  EXPECT_EQ(resumed.steps, 4);
-  const std::string a = io::read_file_bytes((whole / "ckpt" / "step_000000004" / "model.safetensors").string());
-  const std::string b = io::read_file_bytes((parts / "ckpt" / "step_000000004" / "model.safetensors").string());
-  EXPECT_TRUE(a == b) << "the resumed run's weights differ from the uninterrupted run's";
-  fs::remove_all(whole);
-  fs::remove_all(parts);
-}
-
 namespace {
 // The weights of a checkpoint as raw bytes per tensor (the file's metadata names the thread count).
 std::map<std::string, std::string> final_weights(const fs::path& dir, int step) {
@@ -129,7 +107,32 @@ std::map<std::string, std::string> final_weights(const fs::path& dir, int step) 
     out[n] = std::string(static_cast<const char*>(t.raw_data()), t.nbytes());
   return out;
 }
+// Runs 4 steps whole, and 2 then --resume to 4; the two step-4 weights must be identical.
+void expect_resume_reproduces(const std::string& name, std::vector<std::string> overrides) {
+  std::vector<std::string> common = quick_overrides(4);
+  common.insert(common.end(), overrides.begin(), overrides.end());
+  common.push_back("train.checkpoint_every=2");
+  fs::path whole = fresh_dir(name + "_whole"), parts = fresh_dir(name + "_parts");
+  ASSERT_EQ(run(whole, common).status, "completed");
+  std::vector<std::string> first = common;
+  first.push_back("train.steps=2");
+  ASSERT_EQ(run(parts, first).status, "completed");
+  RunOutcome resumed = run(parts, common, true);
+  ASSERT_EQ(resumed.status, "completed") << resumed.error;
+  EXPECT_EQ(resumed.steps, 4);
+  EXPECT_TRUE(final_weights(whole, 4) == final_weights(parts, 4)) << "the resumed run's weights differ";
+  fs::remove_all(whole);
+  fs::remove_all(parts);
+}
 }  // namespace
+
+TEST(ClassifyRun, ResumeReproducesTheUninterruptedRun) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  // Constant learning rate, so that stopping at step 2 and continuing to 4 follows the same schedule;
+  // augmentation on, so that the data position must be restored exactly.
+  expect_resume_reproduces("resume", {"optim.schedule=\"constant\"", "data.augment.crop_padding=2"});
+}
+
 
 TEST(ClassifyRun, TwoWorkersGiveTheWeightsOfTheOneThreadRun) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
@@ -159,18 +162,6 @@ TEST(ClassifyRun, TwoWorkersGiveTheWeightsOfTheOneThreadRun) {
 TEST(ClassifyRun, WorkersWithRoutingNoiseResumeExactly) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   // Noise draws come from streams forked per (step, micro-batch): a resumed run repeats them.
-  std::vector<std::string> common = quick_overrides(4);
-  for (const char* o : {"optim.schedule=\"constant\"", "train.checkpoint_every=2", "train.grad_accum=2",
-                        "train.workers=2", "train.threads=2", "model.moe.noise=\"jitter\"", "model.moe.jitter_eps=0.1"})
-    common.push_back(o);
-  fs::path whole = fresh_dir("workers_whole"), parts = fresh_dir("workers_parts");
-  ASSERT_EQ(run(whole, common).status, "completed");
-  std::vector<std::string> first = common;
-  first.push_back("train.steps=2");
-  ASSERT_EQ(run(parts, first).status, "completed");
-  RunOutcome resumed = run(parts, common, true);
-  ASSERT_EQ(resumed.status, "completed") << resumed.error;
-  EXPECT_TRUE(final_weights(whole, 4) == final_weights(parts, 4)) << "the resumed run's weights differ";
-  fs::remove_all(whole);
-  fs::remove_all(parts);
+  expect_resume_reproduces("workers", {"optim.schedule=\"constant\"", "train.grad_accum=2", "train.workers=2",
+                                       "train.threads=2", "model.moe.noise=\"jitter\"", "model.moe.jitter_eps=0.1"});
 }
