@@ -16,11 +16,17 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-void check_workers_supported(const Task& task, const Config& cfg) {
+void check_workers_supported(const Task& task, const Config& cfg, Device device) {
   const int64_t workers = cfg.get_int("train.workers");
-  if (workers > 1 && !task.supports_workers())
-    throw ConfigError({cfg.origin("train.workers").str() + ": train.workers = " + std::to_string(workers) + ": task \"" +
-                       cfg.get_string("task") + "\" does not run concurrent micro-batches; use train.workers = 1"});
+  if (workers == 1) return;
+  const std::string where = cfg.origin("train.workers").str() + ": train.workers = " + std::to_string(workers);
+  if (!task.supports_workers())
+    throw ConfigError({where + ": task \"" + cfg.get_string("task") +
+                       "\" does not run concurrent micro-batches; use train.workers = 1"});
+  // Workers exist to keep CPU cores busy; a GPU already runs each micro-batch's ops in parallel.
+  if (device.is_cuda())
+    throw ConfigError({where + ": concurrent micro-batches run on the CPU only; use train.workers = 1 with device = \"" +
+                       cfg.get_string("device") + "\""});
 }
 
 MicroBatchRunner::MicroBatchRunner(Task& task, const Config& cfg, const NamedTensors& params)
@@ -29,7 +35,7 @@ MicroBatchRunner::MicroBatchRunner(Task& task, const Config& cfg, const NamedTen
       workers_(static_cast<int>(cfg.get_int("train.workers"))) {
   for (const auto& [name, p] : params) params_.push_back(p);
   if (workers_ == 1) return;
-  check_workers_supported(task_, cfg);
+  check_workers_supported(task_, cfg, Device::cpu());
   task_.start_workers(workers_);
   for (int w = 0; w < workers_; ++w) {
     NamedTensors replica = task_.worker_parameters(w);

@@ -21,8 +21,8 @@ struct MicroBatchOutcome {
   double forward_s = 0, backward_s = 0;
 };
 
-// ConfigError at train.workers when it asks for workers the task does not support.
-void check_workers_supported(const Task& task, const Config& cfg);
+// ConfigError at train.workers when it asks for workers the task does not support, or on a CUDA device.
+void check_workers_supported(const Task& task, const Config& cfg, Device device);
 
 class MicroBatchRunner {
  public:

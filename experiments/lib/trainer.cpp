@@ -186,7 +186,7 @@ class Trainer {
       throw ConfigError({cfg_.origin("device").str() + ": " + e.message()});
     }
     set_cuda_allow_tf32(cfg_.get_bool("train.allow_tf32"));
-    check_workers_supported(*find_task(cfg_.get_string("task")).make(), cfg_);
+    check_workers_supported(*find_task(cfg_.get_string("task")).make(), cfg_, device);
     fs::create_directories(opt_.run_dir);
     auto ckpt = opt_.resume ? latest_checkpoint(opt_.run_dir) : std::nullopt;
     if (!opt_.resume && (fs::exists(opt_.run_dir / "metrics.jsonl") || fs::exists(opt_.run_dir / "ckpt")))

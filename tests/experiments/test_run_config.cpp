@@ -3,6 +3,7 @@
 // nearest valid key.
 #include <gtest/gtest.h>
 
+#include "experiments/lib/micro_batches.h"
 #include "experiments/lib/run_config.h"
 #include "moelab_cli_util.h"
 
@@ -158,3 +159,19 @@ TEST(RunConfig, ResumeMayChangeOnlyDurationsAndNotes) {
 }
 
 }  // namespace
+
+TEST(RunConfigErrors, WorkersRunOnTheCpuOnly) {
+  const fs::path cfg = fs::path(MOELAB_SOURCE_DIR) / "configs" / "vit_fmnist_moe.toml";
+  Config c = load_run_config(cfg.string(), {});
+  ASSERT_EQ(c.get_int("train.workers"), 2);
+  auto task = find_task("classify").make();
+  EXPECT_NO_THROW(check_workers_supported(*task, c, moelab::Device::cpu()));
+  try {
+    check_workers_supported(*task, c, moelab::Device::cuda(0));
+    FAIL() << "workers on a CUDA device were accepted";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(cfg.string() + ":"), std::string::npos) << msg;  // file:line:col of train.workers
+    EXPECT_NE(msg.find("concurrent micro-batches run on the CPU only"), std::string::npos) << msg;
+  }
+}
