@@ -92,6 +92,16 @@ struct Scalars {
   double d1 = 1.0, d0 = 0.0;
 };
 
+// Asks cuDNN how much workspace a call needs (size(&bytes)), then makes the call with that scratch
+// (run(workspace, bytes)); each returns a cudnnStatus_t.
+template <typename Size, typename Run>
+void with_workspace(int device, Size size, Run run) {
+  size_t bytes = 0;
+  MOELAB_CUDNN_CHECK(size(&bytes));
+  cuda::Scratch ws(bytes, device);
+  MOELAB_CUDNN_CHECK(run(ws.get(), bytes));
+}
+
 }  // namespace
 
 bool CudaBackend::conv2d_library(const Tensor& x, const Tensor& w, int64_t stride, int64_t pad, Tensor& out) {
@@ -101,12 +111,13 @@ bool CudaBackend::conv2d_library(const Tensor& x, const Tensor& w, int64_t strid
   MOELAB_CHECK(d.out_shape == out.shape(), "cuDNN conv2d: output " << out.shape().str() << ", cuDNN expects "
                                                                    << d.out_shape.str());
   const auto algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-  size_t bytes = 0;
-  MOELAB_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, &bytes));
-  cuda::Scratch ws(bytes, device);
   Scalars s(x.dtype());
-  MOELAB_CUDNN_CHECK(cudnnConvolutionForward(h, s.one(), d.x, x.raw_data(), d.w, w.raw_data(), d.conv, algo,
-                                             ws.get(), bytes, s.zero(), d.y, out.raw_data()));
+  with_workspace(
+      device, [&](size_t* bytes) { return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, bytes); },
+      [&](void* ws, size_t bytes) {
+        return cudnnConvolutionForward(h, s.one(), d.x, x.raw_data(), d.w, w.raw_data(), d.conv, algo, ws, bytes,
+                                       s.zero(), d.y, out.raw_data());
+      });
   return true;
 }
 
@@ -122,19 +133,23 @@ bool CudaBackend::conv2d_library_backward(const Tensor& x, const Tensor& w, cons
   Scalars s(gy.dtype());
   if (gx) {
     const auto algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // deterministic
-    size_t bytes = 0;
-    MOELAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, &bytes));
-    cuda::Scratch ws(bytes, device);
-    MOELAB_CUDNN_CHECK(cudnnConvolutionBackwardData(h, s.one(), d.w, w.raw_data(), d.y, gy.raw_data(), d.conv,
-                                                    algo, ws.get(), bytes, s.zero(), d.x, gx->raw_data()));
+    with_workspace(
+        device,
+        [&](size_t* bytes) { return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, bytes); },
+        [&](void* ws, size_t bytes) {
+          return cudnnConvolutionBackwardData(h, s.one(), d.w, w.raw_data(), d.y, gy.raw_data(), d.conv, algo, ws,
+                                              bytes, s.zero(), d.x, gx->raw_data());
+        });
   }
   if (gw) {
     const auto algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // deterministic
-    size_t bytes = 0;
-    MOELAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, algo, &bytes));
-    cuda::Scratch ws(bytes, device);
-    MOELAB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, s.one(), d.x, x.raw_data(), d.y, gy.raw_data(), d.conv,
-                                                      algo, ws.get(), bytes, s.zero(), d.w, gw->raw_data()));
+    with_workspace(
+        device,
+        [&](size_t* bytes) { return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, algo, bytes); },
+        [&](void* ws, size_t bytes) {
+          return cudnnConvolutionBackwardFilter(h, s.one(), d.x, x.raw_data(), d.y, gy.raw_data(), d.conv, algo, ws,
+                                                bytes, s.zero(), d.w, gw->raw_data());
+        });
   }
   return true;
 }
