@@ -214,7 +214,6 @@ class Trainer {
     micro_batches_ = std::make_unique<MicroBatchRunner>(*task_, cfg_, params_);
 
     int64_t accum = cfg_.get_int("train.grad_accum");
-    accum_ = static_cast<int>(accum);
     total_steps_ = cfg_.get_int("train.steps");
     int64_t epochs = cfg_.get_int("train.epochs");
     if (epochs > 0) {
@@ -319,7 +318,7 @@ class Trainer {
     double lr = schedule_.lr_at(step_);
     optimizer_->set_lr(lr);
     double loss_sum = 0;
-    for (MicroBatchOutcome& o : micro_batches_->run(step_)) {
+    for (const MicroBatchOutcome& o : micro_batches_->run(step_)) {
       const StepResult& r = o.result;
       if (!std::isfinite(o.loss)) non_finite("loss", o.loss);
       for (size_t i = 0; i < r.aux_losses.size(); ++i) {
@@ -354,7 +353,7 @@ class Trainer {
     optimizer_->zero_grad();
     interval_.add_scalar("train/grad_norm", norm);
     interval_.add_scalar("train/lr", lr);
-    last_loss_ = loss_sum / accum_;
+    last_loss_ = loss_sum / micro_batches_->grad_accum();
   }
 
   void log_interval() {
@@ -495,7 +494,6 @@ class Trainer {
   IntervalStats interval_;
   EvalResult last_eval_;
   bool have_eval_ = false;
-  int accum_ = 1;
   int threads_ = 1;
   std::unique_ptr<MicroBatchRunner> micro_batches_;
   int64_t step_ = 0, total_steps_ = 0, log_every_ = 1, eval_every_ = 0, checkpoint_every_ = 0;
