@@ -120,6 +120,28 @@ TEST(Cli, PrintConfigShowsTheResolvedConfigWithDocumentation) {
   EXPECT_FALSE(fs::exists(cfg.parent_path() / "runs"));
 }
 
+// Every shipped config must resolve against its task's schema: a renamed key would otherwise surface
+// only when someone runs that config.
+TEST(Cli, EveryShippedConfigAndSweepResolves) {
+  const fs::path configs = fs::path(MOELAB_SOURCE_DIR) / "configs";
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(configs)) {
+    if (e.path().extension() != ".toml") continue;
+    CommandResult r = run_moelab({"run", e.path().string(), "--print-config"});
+    EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.output;
+    EXPECT_NE(r.output.find("task = "), std::string::npos) << e.path() << "\n" << r.output;
+    ++checked;
+  }
+  const fs::path out = fresh_dir("cli", "sweeps");
+  for (const auto& e : fs::directory_iterator(configs / "sweeps")) {
+    if (e.path().extension() != ".toml") continue;
+    CommandResult r = run_moelab({"sweep", e.path().string(), "--dry-run", "--out", (out / e.path().stem()).string()});
+    EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.output;
+    ++checked;
+  }
+  EXPECT_GE(checked, 6) << "configs/ lost its configs";
+}
+
 TEST(Cli, NanGuardStopsWithTheStepAndTheOffendingTensor) {
   fs::path cfg = tiny_config_file("nan", tiny_config());
   fs::path run = cfg.parent_path() / "run";
