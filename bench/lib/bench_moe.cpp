@@ -109,16 +109,17 @@ void run_case(const Case& c, const Options& o) {
   moe::MoEConfig cfg;
   cfg.num_experts = c.experts;
   cfg.top_k = c.top_k;
-  cfg.router = moe::parse_router(o.router);
+  moe::set_moe_config_text(cfg, "router", o.router);
   if (o.capacity_factor > 0) {
     cfg.capacity_mode = moe::CapacityMode::capacity;
     cfg.capacity_factor = o.capacity_factor;
-  } else if (cfg.router == moe::RouterKind::expert_choice) {
+  } else if (cfg.router == "expert_choice") {
     cfg.capacity_factor = 1.0;
   }
   for (auto& [k, v] : o.moe_keys) moe::set_moe_config_text(cfg, k, v);
-  if (cfg.router == moe::RouterKind::soft_moe && cfg.slots_per_expert == 0) cfg.capacity_factor = 1.0;
-  cfg.validate();
+  const bool soft = cfg.router == "soft_moe";
+  if (soft && cfg.option_int("slots_per_expert") == 0) cfg.capacity_factor = 1.0;
+  cfg.check();
 
   RngStream rng(1, "bench_moe");
   moe::MoELayerOptions lo;
@@ -140,13 +141,13 @@ void run_case(const Case& c, const Options& o) {
 
   auto moe_fwd = [&] {
     NoGradGuard ng;
-    layer.forward_aux(x);
+    layer.forward(x);
   };
   auto moe_fwd_bwd = [&] {
     Tensor xi = x.detach().requires_grad_();
-    nn::ForwardOutput out = layer.forward_aux(xi);
-    Tensor loss = sum(out.y * g);
-    Tensor aux = nn::total_aux_loss(out.aux_losses);
+    nn::ForwardContext ctx;
+    Tensor loss = sum(layer.forward(xi, ctx) * g);
+    Tensor aux = ctx.total_aux_loss();
     if (aux.defined()) loss = loss + aux;
     loss.backward();
     layer.zero_grad();
@@ -160,12 +161,19 @@ void run_case(const Case& c, const Options& o) {
     sum(dense.forward(xi) * g).backward();
     dense.zero_grad();
   };
-  layer.forward(x);
+  // Rows the experts process: kept assignments (token choice), or every slot (Soft MoE).
+  moe::RoutingLog log(true);
+  {
+    nn::ForwardContext ctx;
+    ctx.routing = &log;
+    layer.forward(x, ctx);
+  }
   int64_t R = 0;
-  if (cfg.router == moe::RouterKind::soft_moe) {
-    R = c.experts * layer.slots_per_expert();
+  if (soft) {
+    const int64_t slots = cfg.option_int("slots_per_expert");
+    R = c.experts * (slots > 0 ? slots : std::max<int64_t>(1, std::llround(cfg.capacity_factor * double(c.tokens) / c.experts)));
   } else {
-    for (uint8_t kept : layer.last_record().slot_kept) R += kept;
+    for (uint8_t kept : log.record(layer.path())->slot_kept) R += kept;
   }
   // Raw sgemm on the dense FFN's first GEMM: (T, d) x (d, k f).
   int64_t M = c.tokens, K = c.d_model, N = c.top_k * c.d_ff;
@@ -211,9 +219,9 @@ void run_case(const Case& c, const Options& o) {
       "\"dense_fwd_bwd_ms\": %.3f, \"experts_fwd_bwd_ms\": %.3f, \"active_gflops\": %.2f, \"dense_gflops\": %.2f, "
       "\"ratio\": %.3f, \"fwd_ratio\": %.3f, \"dispatch_share\": %.3f, \"fwd_dispatch_share\": %.3f, "
       "\"gemm_gflops\": %.2f, \"active_vs_gemm\": %.3f}\n",
-      long(c.tokens), long(c.d_model), long(c.d_ff), long(c.experts), long(c.top_k), moe::router_name(cfg.router),
+      long(c.tokens), long(c.d_model), long(c.d_ff), long(c.experts), long(c.top_k), cfg.router.c_str(),
       cfg.capacity_mode == moe::CapacityMode::capacity ? cfg.capacity_factor : 0.0,
-      moe::activation_name(cfg.activation), omp_get_max_threads(), long(R), layer.last_stats().dropped_fraction,
+      moe::activation_name(cfg.activation), omp_get_max_threads(), long(R), log.find(layer.path())->dropped_fraction(),
       mf * 1e3, mfb * 1e3, df * 1e3, dfb * 1e3, efb * 1e3, active, dense_rate, active / dense_rate,
       (active_fwd_flops / mf) / (dense_fwd_flops / df), median(share_fb), median(share_f),
       gemm_rate, active / gemm_rate);

@@ -1,6 +1,7 @@
 // `moelab bench train CONFIG [key=value ...] [--steps N] [--warmup W] [--threads T]`: the cost of one
 // training step of any task config, as the Trainer runs it (micro-batches with their balancing terms,
-// backward, gradient clipping, optimizer update, after-step hooks), without a run directory.
+// backward, gradient clipping, optimizer update, after-step hooks: experiments/lib/training_step.h) on the
+// config's device, without a run directory.
 // Prints a table and one JSON line:
 //   {"bench": "train", "config": ..., "threads": 2, "steps": 20, "ms_per_step": ..., "images_per_s": ...,
 //    "forward_ms": ..., "backward_ms": ..., "optimizer_ms": ..., "cpu_ms_per_step": ...}
@@ -22,13 +23,10 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/lib/bench.h"
-#include "core/autograd/autograd.h"
+#include "core/backend/device_select.h"
 #include "core/ops/ops.h"
-#include "core/optim/clip.h"
-#include "core/optim/optimizer.h"
-#include "experiments/lib/micro_batches.h"
 #include "experiments/lib/run_config.h"
-#include "experiments/lib/task.h"
+#include "experiments/lib/training_step.h"
 
 namespace {
 
@@ -42,20 +40,6 @@ double cpu_seconds() {
 }
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::unique_ptr<moelab::optim::Optimizer> make_optimizer(const moelab::io::Config& cfg,
-                                                         const moelab::nn::NamedTensors& params) {
-  using namespace moelab::optim;
-  const std::string name = cfg.get_string("optim.name");
-  const double lr = cfg.get_float("optim.lr"), wd = cfg.get_float("optim.weight_decay");
-  if (name == "sgd") return std::make_unique<SGD>(params, SgdOptions{lr, cfg.get_float("optim.momentum"), wd, false});
-  if (name == "rmsprop")
-    return std::make_unique<RMSprop>(params, RmspropOptions{lr, cfg.get_float("optim.alpha"), cfg.get_float("optim.eps"),
-                                                            wd, cfg.get_bool("optim.centered")});
-  return std::make_unique<AdamW>(params, AdamWOptions{lr, cfg.get_float("optim.beta1"), cfg.get_float("optim.beta2"),
-                                                      cfg.get_float("optim.eps"), wd,
-                                                      cfg.get_bool("optim.no_decay_for_vectors")});
-}
 
 struct StepTimes {
   double forward = 0, backward = 0, optimizer = 0, total = 0;
@@ -80,41 +64,40 @@ int bench_train_main(int argc, char** argv) {
   if (threads > 0) omp_set_num_threads(threads);
   threads = omp_get_max_threads();
 
+  // The config's device, as `moelab run` resolves it (a config error when absent).
+  Device device = Device::cpu();
+  try {
+    device = resolve_device(cfg.get_string("device"));
+  } catch (const Error& e) {
+    throw io::ConfigError({cfg.origin("device").str() + ": " + e.message()});
+  }
+  set_cuda_allow_tf32(cfg.get_bool("train.allow_tf32"));
   std::unique_ptr<experiments::Task> task = experiments::find_task(cfg.get_string("task")).make();
   experiments::TaskContext ctx;
   ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  ctx.device = device;
   ctx.log = [](const std::string& line) { std::cerr << line << "\n"; };
   task->build(cfg, ctx);
-  nn::NamedTensors params = task->named_parameters();
-  std::vector<Tensor> param_list;
-  int64_t num_params = 0;
-  for (auto& [name, p] : params) {
-    param_list.push_back(p);
-    num_params += p.numel();
-  }
-  auto optimizer = make_optimizer(cfg, params);
-  experiments::MicroBatchRunner micro_batches(*task, cfg, params);
-  const int workers = micro_batches.workers();
-  const double clip = cfg.get_float("optim.clip_grad_norm");
+  std::shared_ptr<nn::Module> model = task->make_model();
+  model->to(device);
+  model->train(true);
+  task->set_model(model);
+  const int64_t num_params = model->num_parameters();
+  experiments::TrainingStep training(*task, *model, cfg, ctx.seed, device);
+  const int workers = training.workers();
 
   auto one_step = [&](int64_t step) {
     StepTimes t;
     const auto t0 = Clock::now();
+    experiments::StepOutcome o = training.run(step, cfg.get_float("optim.lr"));
+    backend_for(device).synchronize();
     // With workers the micro-batches overlap: forward and backward are each worker's share of the step.
-    for (const auto& o : micro_batches.run(step)) {
-      t.forward += o.forward_s / workers;
-      t.backward += o.backward_s / workers;
-      t.examples += o.result.examples;
+    for (const auto& m : o.micro) {
+      t.forward += m.forward_s / workers;
+      t.backward += m.backward_s / workers;
+      t.examples += m.result.examples;
     }
-    auto to = Clock::now();
-    if (clip > 0) optim::clip_grad_norm(param_list, clip);
-    {
-      NoGradGuard no_grad;
-      optimizer->step();
-    }
-    optimizer->zero_grad();
-    task->after_optimizer_step(step);
-    t.optimizer = since(to);
+    t.optimizer = o.optimizer_s;
     t.total = since(t0);
     return t;
   };
@@ -137,8 +120,9 @@ int bench_train_main(int argc, char** argv) {
   const double ms = 1e3 * wall / steps, median_ms = 1e3 * totals[totals.size() / 2], min_ms = 1e3 * totals.front();
 
   std::printf("config            %s\n", config_path.c_str());
-  std::printf("task              %s, %lld parameters, %d threads, %d worker%s\n", cfg.get_string("task").c_str(),
-              static_cast<long long>(num_params), threads, workers, workers > 1 ? "s" : "");
+  std::printf("task              %s, %lld parameters, %d threads, %d worker%s, device %s\n",
+              cfg.get_string("task").c_str(), static_cast<long long>(num_params), threads, workers,
+              workers > 1 ? "s" : "", device.str().c_str());
   std::printf("ms per step       %.2f (median %.2f, min %.2f) over %d steps after %d warmup\n", ms, median_ms, min_ms,
               steps, warmup);
   std::printf("  forward         %.2f ms\n  backward        %.2f ms\n  optimizer       %.2f ms\n",
@@ -155,6 +139,7 @@ int bench_train_main(int argc, char** argv) {
   j["parameters"] = num_params;
   j["threads"] = threads;
   j["workers"] = workers;
+  j["device"] = device.str();
   j["steps"] = steps;
   j["ms_per_step"] = ms;
   j["median_ms_per_step"] = median_ms;

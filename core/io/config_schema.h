@@ -75,6 +75,12 @@ struct KeySpec {
   std::string constraint_text() const;
 };
 
+// A problem found by a validator: the key it belongs to (placed at that key's origin) and the message.
+struct ConfigIssue {
+  std::string key;
+  std::string message;
+};
+
 // Reports an error from a cross-field check; `key` positions it at that key's origin (file:line:col,
 // override or default).
 class ConfigReporter {

@@ -81,13 +81,13 @@ MetricsRecord& MetricsRecord::scalar(const std::string& name, double value) {
   return *this;
 }
 
-MetricsRecord& MetricsRecord::per_layer(const std::string& name, const std::vector<std::pair<int, double>>& values) {
+MetricsRecord& MetricsRecord::per_layer(const std::string& name,
+                                        const std::vector<std::pair<std::string, double>>& values) {
   MOELAB_CHECK(name != "step" && name != "time", "metric name '" << name << "' is reserved");
   nlohmann::ordered_json obj = nlohmann::ordered_json::object();
   for (const auto& [layer, v] : values) {
-    const std::string key = "layer_" + std::to_string(layer);
-    obj[key] = number_or_null(v);
-    mirrored_.emplace_back(name + "/" + key, v);
+    obj[layer] = number_or_null(v);
+    mirrored_.emplace_back(name + "/" + layer, v);
   }
   fields_[name] = std::move(obj);
   return *this;

@@ -5,10 +5,10 @@
 //
 //   MetricsWriter log(run_dir);
 //   log.write(MetricsRecord(step).scalar("train/loss", 2.31).scalar("train/lr", 3e-4)
-//                 .per_layer("moe/load_cv", {{3, 0.12}, {5, 0.30}}));
+//                 .per_layer("moe/load_cv", {{"blocks.3.moe", 0.12}, {"blocks.5.moe", 0.30}}));
 // writes {"step":100,"time":1732600000.5,"train/loss":2.31,"train/lr":0.0003,
-//         "moe/load_cv":{"layer_3":0.12,"layer_5":0.3}}
-// and TensorBoard tags train/loss, train/lr, moe/load_cv/layer_3, moe/load_cv/layer_5.
+//         "moe/load_cv":{"blocks.3.moe":0.12,"blocks.5.moe":0.3}}
+// and TensorBoard tags train/loss, train/lr, moe/load_cv/blocks.3.moe, moe/load_cv/blocks.5.moe.
 // Non-finite values are written as null (JSON has no NaN) and read back as NaN.
 #include <cstdint>
 #include <functional>
@@ -34,8 +34,8 @@ class MetricsRecord {
   explicit MetricsRecord(int64_t step);
   // A scalar; mirrored to TensorBoard under `name`.
   MetricsRecord& scalar(const std::string& name, double value);
-  // Per-layer values: {"layer_<i>": v, ...}; mirrored as `<name>/layer_<i>`.
-  MetricsRecord& per_layer(const std::string& name, const std::vector<std::pair<int, double>>& values);
+  // Per-layer values keyed by module path: {"<path>": v, ...}; mirrored as `<name>/<path>`.
+  MetricsRecord& per_layer(const std::string& name, const std::vector<std::pair<std::string, double>>& values);
   // Any JSON (arrays of expert loads, nested stats); JSONL only, not mirrored.
   MetricsRecord& json(const std::string& name, nlohmann::ordered_json value);
 
@@ -88,7 +88,7 @@ struct MetricsLog {
 // Reads metrics.jsonl. A cut-off last line is skipped (truncated_tail); an unreadable line anywhere
 // else is a MetricsError naming path:line.
 MetricsLog read_metrics(const std::string& path);
-// (step, value) of a scalar, or of `name`[`sub`] for per-layer values ("moe/load_cv", "layer_3").
+// (step, value) of a scalar, or of `name`[`sub`] for per-layer values ("moe/load_cv", "blocks.3.moe").
 // Records without it are skipped; null reads as NaN.
 std::vector<std::pair<int64_t, double>> metric_series(const std::vector<nlohmann::json>& records,
                                                       const std::string& name, const std::string& sub = "");

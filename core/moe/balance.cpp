@@ -130,21 +130,4 @@ void aux_free_bias_update(std::vector<double>& bias, const std::vector<double>& 
   }
 }
 
-double cv_of(const std::vector<double>& v) {
-  if (v.empty()) return 0.0;
-  double m = 0, var = 0;
-  for (double x : v) m += x;
-  m /= static_cast<double>(v.size());
-  for (double x : v) var += (x - m) * (x - m);
-  var /= static_cast<double>(v.size());
-  return m != 0 ? std::sqrt(var) / m : 0.0;
-}
-
-double entropy_bits(const std::vector<double>& p) {
-  double h = 0;
-  for (double x : p)
-    if (x > 0) h -= x * std::log2(x);
-  return h;
-}
-
 }  // namespace moelab::moe

@@ -40,8 +40,4 @@ Tensor normal_cdf(const Tensor& x);
 // recenter. counts: the step's per-expert assignment counts.
 void aux_free_bias_update(std::vector<double>& bias, const std::vector<double>& counts, double rate, bool recenter);
 
-// Plain-number helpers for statistics.
-double cv_of(const std::vector<double>& v);  // std / mean (population), 0 for a zero mean
-double entropy_bits(const std::vector<double>& p);
-
 }  // namespace moelab::moe

@@ -1,6 +1,7 @@
 // The fused dispatch -> grouped expert FFN -> combine op and its mirrored backward (specs/moe.md §3).
 #include "core/moe/dispatch.h"
 
+#include <atomic>
 #include <chrono>
 
 #include "core/autograd/autograd.h"
@@ -47,8 +48,9 @@ ExpertWeights empty_grads(const ExpertWeights& w) {
   return g;
 }
 
-bool g_expert_timing = false;
-double g_expert_seconds = 0;
+// Atomics: with train.workers, forwards run on several threads at once.
+std::atomic<bool> g_expert_timing{false};
+std::atomic<double> g_expert_seconds{0.0};
 
 // Adds the wall time of its scope to g_expert_seconds when timing is on.
 class ExpertTimerScope {
@@ -56,7 +58,7 @@ class ExpertTimerScope {
   ExpertTimerScope() : start_(g_expert_timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point()) {}
   ~ExpertTimerScope() {
     if (g_expert_timing)
-      g_expert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      g_expert_seconds.fetch_add(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
 
  private:

@@ -1,6 +1,9 @@
 // MoEConfig: names, validation and the key table the program's schema is built from.
 #include "core/moe/moe_config.h"
 
+#include "core/moe/router.h"
+
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <sstream>
@@ -30,15 +33,8 @@ template <typename E> struct NameTable {
   }
 };
 
-const NameTable<RouterKind> kRouters{{{RouterKind::top_k, "top_k"},
-                                      {RouterKind::expert_choice, "expert_choice"},
-                                      {RouterKind::soft_moe, "soft_moe"},
-                                      {RouterKind::hash, "hash"},
-                                      {RouterKind::random, "random"},
-                                      {RouterKind::sinkhorn, "sinkhorn"}}};
 const NameTable<ScoreKind> kScores{{{ScoreKind::softmax, "softmax"}, {ScoreKind::sigmoid, "sigmoid"},
                                     {ScoreKind::cosine, "cosine"}}};
-const NameTable<SoftmaxOrder> kOrders{{{SoftmaxOrder::before, "before"}, {SoftmaxOrder::after, "after"}}};
 const NameTable<NoiseKind> kNoises{{{NoiseKind::none, "none"}, {NoiseKind::jitter, "jitter"},
                                     {NoiseKind::gaussian, "gaussian"}, {NoiseKind::learned, "learned"}}};
 const NameTable<CapacityMode> kCapacity{{{CapacityMode::dropless, "dropless"}, {CapacityMode::capacity, "capacity"}}};
@@ -125,18 +121,27 @@ template <typename E> Entry choice(const char* key, E MoEConfig::*field, const N
           [=, &table](const MoEConfig& c) { return MoEValue(std::string(table.name(c.*field))); }};
 }
 
+Entry router_choice() {
+  return {{"router", MoEKeyType::string, "", router_names(),
+           "router family (spec 1.3): top_k, sinkhorn (BASE), expert_choice, soft_moe, hash or random"},
+          [](MoEConfig& c, const MoEValue& v) {
+            auto* s = std::get_if<std::string>(&v);
+            if (!s) wrong_type("router", MoEKeyType::string, v);
+            find_router_family(*s);  // throws listing the valid names
+            c.router = *s;
+          },
+          [](const MoEConfig& c) { return MoEValue(c.router); }};
+}
+
 const std::vector<Entry>& entries() {
   static const std::vector<Entry> table = [] {
     using C = MoEConfig;
     std::vector<Entry> t = {
         integer("num_experts", &C::num_experts, "number of routed experts E"),
         integer("top_k", &C::top_k, "experts per token k (expert_choice: C = round(cf*T*k/E))"),
-        choice("router", &C::router, kRouters,
-               "selector (spec 1.3): top_k, expert_choice, soft_moe, hash, random or sinkhorn (BASE)"),
+        router_choice(),
         choice("score", &C::score, kScores,
                "score function (spec 1.2): softmax(z/tau), sigmoid(z/tau) (DeepSeek-V3) or cosine (X-MoE)"),
-        choice("softmax_order", &C::softmax_order, kOrders,
-               "top_k: softmax over all experts before top-k, or over the k selected logits after"),
         floating("temperature", &C::temperature, "router temperature tau (start value when annealed)"),
         floating("temperature_final", &C::temperature_final, "temperature reached after the anneal steps"),
         integer("temperature_anneal_steps", &C::temperature_anneal_steps,
@@ -149,16 +154,8 @@ const std::vector<Entry>& entries() {
         integer("cosine_dim", &C::cosine_dim, "cosine score: projection width (0 = d_model)"),
         floating("cosine_scale_init", &C::cosine_scale_init,
                  "cosine score: initial learnable log-scale s (logits scaled by exp(min(s, log 100)))"),
-        integer("sinkhorn_iterations", &C::sinkhorn_iterations, "sinkhorn router: Sinkhorn iterations"),
         boolean("renormalize", &C::renormalize, "combine weights renormalized to sum 1 over the k choices"),
         floating("weight_scale", &C::weight_scale, "scaling factor on the combine weights"),
-        boolean("selection_bias", &C::selection_bias,
-                "aux-loss-free balancing (DeepSeek-V3): select top-k of s + b, combine with s"),
-        floating("bias_update_rate", &C::bias_update_rate, "gamma of the bias update b += gamma*sign(mean c - c)"),
-        boolean("bias_recenter", &C::bias_recenter, "re-centre the selection bias to zero mean after each update"),
-        integer("slots_per_expert", &C::slots_per_expert,
-                "soft_moe: slots per expert S (0 = max(1, round(capacity_factor * seq_len / E)))"),
-        boolean("soft_normalize", &C::soft_normalize, "soft_moe: L2-normalize x and Phi with a learnable scale"),
         choice("capacity_mode", &C::capacity_mode, kCapacity,
                "dropless, or capacity C = max(min_capacity, ceil(cf*T*k/E)) per expert (spec 1.5)"),
         floating("capacity_factor", &C::capacity_factor, "capacity factor cf (training)"),
@@ -190,38 +187,93 @@ const std::vector<Entry>& entries() {
   return table;
 }
 
-const Entry& find_entry(const std::string& key) {
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+const Entry* find_common(const std::string& key) {
   for (const auto& e : entries())
-    if (e.info.key == key) return e;
-  // Suggest the closest key by edit distance.
-  auto distance = [](const std::string& a, const std::string& b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-      cur[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j)
-        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      std::swap(prev, cur);
-    }
-    return prev[b.size()];
-  };
-  const Entry* best = &entries().front();
-  for (const auto& e : entries())
-    if (distance(key, e.info.key) < distance(key, best->info.key)) best = &e;
-  MOELAB_FAIL("unknown key moe." << key << " (did you mean moe." << best->info.key << "?)");
+    if (e.info.key == key) return &e;
+  return nullptr;
+}
+
+// A router family's key (the first family that declares it).
+const MoEConfigKey* find_router_key(const std::string& key) {
+  for (const auto& f : router_families())
+    for (const auto& k : f.keys)
+      if (k.key == key) return &k;
+  return nullptr;
+}
+
+[[noreturn]] void unknown_key(const std::string& key) {
+  std::string best;
+  for (const auto& k : moe_config_keys())
+    if (best.empty() || edit_distance(key, k.key) < edit_distance(key, best)) best = k.key;
+  MOELAB_FAIL("unknown key moe." << key << " (did you mean moe." << best << "?)");
+}
+
+// A router option's value checked against its declared type (integers are accepted for floats).
+MoEValue typed_option(const MoEConfigKey& k, const MoEValue& v) {
+  switch (k.type) {
+    case MoEKeyType::boolean:
+      if (std::holds_alternative<bool>(v)) return v;
+      break;
+    case MoEKeyType::integer:
+      if (std::holds_alternative<int64_t>(v)) return v;
+      break;
+    case MoEKeyType::floating:
+      if (auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+      if (std::holds_alternative<double>(v)) return v;
+      break;
+    case MoEKeyType::string:
+      if (auto* s = std::get_if<std::string>(&v)) {
+        if (!k.allowed.empty() && std::find(k.allowed.begin(), k.allowed.end(), *s) == k.allowed.end()) {
+          std::string names;
+          for (const auto& a : k.allowed) names += (names.empty() ? "" : ", ") + a;
+          MOELAB_FAIL("moe." << k.key << " = '" << *s << "' is not one of: " << names);
+        }
+        return v;
+      }
+      break;
+  }
+  wrong_type(k.key, k.type, v);
+}
+
+MoEValue parse_default(const MoEConfigKey& k) {
+  const std::string& t = k.default_text;
+  switch (k.type) {
+    case MoEKeyType::boolean: return t == "true";
+    case MoEKeyType::integer: return static_cast<int64_t>(std::stoll(t));
+    case MoEKeyType::floating: return std::stod(t);
+    case MoEKeyType::string: return t.size() >= 2 && t.front() == '"' ? t.substr(1, t.size() - 2) : t;
+  }
+  return t;
+}
+
+MoEValue option_value(const MoEConfig& c, const std::string& key) {
+  auto it = c.router_options.find(key);
+  if (it != c.router_options.end()) return it->second;
+  const MoEConfigKey* k = find_router_key(key);
+  MOELAB_CHECK(k, "MoEConfig: no router family declares the key '" << key << "'");
+  return parse_default(*k);
 }
 
 }  // namespace
 
-const char* router_name(RouterKind v) { return kRouters.name(v); }
 const char* score_name(ScoreKind v) { return kScores.name(v); }
-const char* softmax_order_name(SoftmaxOrder v) { return kOrders.name(v); }
 const char* noise_name(NoiseKind v) { return kNoises.name(v); }
 const char* capacity_mode_name(CapacityMode v) { return kCapacity.name(v); }
 const char* drop_policy_name(DropPolicy v) { return kDrop.name(v); }
 const char* balance_scope_name(BalanceScope v) { return kScopes.name(v); }
 const char* activation_name(ExpertActivation v) { return kActs.name(v); }
-RouterKind parse_router(std::string_view s) { return kRouters.parse("router", s); }
 ScoreKind parse_score(std::string_view s) { return kScores.parse("score", s); }
 ExpertActivation parse_expert_activation(std::string_view s) { return kActs.parse("activation", s); }
 
@@ -229,131 +281,154 @@ const std::vector<MoEConfigKey>& moe_config_keys() {
   static const std::vector<MoEConfigKey> keys = [] {
     std::vector<MoEConfigKey> k;
     for (const auto& e : entries()) k.push_back(e.info);
+    for (const auto& f : router_families())
+      for (const auto& rk : f.keys)
+        if (std::none_of(k.begin(), k.end(), [&](const MoEConfigKey& x) { return x.key == rk.key; })) k.push_back(rk);
     return k;
   }();
   return keys;
 }
 
 void set_moe_config_value(MoEConfig& cfg, const std::string& key, const MoEValue& value) {
-  find_entry(key).set(cfg, value);
+  if (const Entry* e = find_common(key)) return e->set(cfg, value);
+  if (const MoEConfigKey* k = find_router_key(key)) {
+    cfg.router_options[key] = typed_option(*k, value);
+    return;
+  }
+  unknown_key(key);
 }
 
-MoEValue get_moe_config_value(const MoEConfig& cfg, const std::string& key) { return find_entry(key).get(cfg); }
+MoEValue get_moe_config_value(const MoEConfig& cfg, const std::string& key) {
+  if (const Entry* e = find_common(key)) return e->get(cfg);
+  if (find_router_key(key)) return option_value(cfg, key);
+  unknown_key(key);
+}
 
 void set_moe_config_text(MoEConfig& cfg, const std::string& key, const std::string& text) {
-  const Entry& e = find_entry(key);
-  auto bad = [&]() { MOELAB_FAIL("moe." << key << " must be " << type_word(e.info.type) << ", got '" << text << "'"); };
-  switch (e.info.type) {
+  const Entry* common = find_common(key);
+  const MoEConfigKey* k = common ? &common->info : find_router_key(key);
+  if (!k) unknown_key(key);
+  auto bad = [&]() { MOELAB_FAIL("moe." << key << " must be " << type_word(k->type) << ", got '" << text << "'"); };
+  switch (k->type) {
     case MoEKeyType::boolean:
-      if (text == "true") e.set(cfg, true);
-      else if (text == "false") e.set(cfg, false);
-      else bad();
-      return;
+      if (text != "true" && text != "false") bad();
+      return set_moe_config_value(cfg, key, text == "true");
     case MoEKeyType::integer: {
       size_t used = 0;
       int64_t v = 0;
       try { v = std::stoll(text, &used); } catch (const std::exception&) { bad(); }
       if (used != text.size()) bad();
-      e.set(cfg, v);
-      return;
+      return set_moe_config_value(cfg, key, v);
     }
     case MoEKeyType::floating: {
       size_t used = 0;
       double v = 0;
       try { v = std::stod(text, &used); } catch (const std::exception&) { bad(); }
       if (used != text.size()) bad();
-      e.set(cfg, v);
-      return;
+      return set_moe_config_value(cfg, key, v);
     }
     case MoEKeyType::string: {
       std::string s = text;
       if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
-      e.set(cfg, s);
-      return;
+      return set_moe_config_value(cfg, key, s);
     }
   }
 }
 
-bool MoEConfig::has_router_probs() const {
-  return router == RouterKind::top_k || router == RouterKind::expert_choice || router == RouterKind::sinkhorn;
+bool MoEConfig::option_bool(const std::string& key) const { return std::get<bool>(option_value(*this, key)); }
+int64_t MoEConfig::option_int(const std::string& key) const { return std::get<int64_t>(option_value(*this, key)); }
+double MoEConfig::option_float(const std::string& key) const { return std::get<double>(option_value(*this, key)); }
+std::string MoEConfig::option_string(const std::string& key) const {
+  return std::get<std::string>(option_value(*this, key));
 }
 
-void MoEConfig::validate() const {
-  MOELAB_CHECK(num_experts >= 1, "moe.num_experts = " << num_experts << " must be at least 1");
-  MOELAB_CHECK(top_k >= 1, "moe.top_k = " << top_k << " must be at least 1");
-  MOELAB_CHECK(top_k <= num_experts, "moe.top_k = " << top_k << " exceeds moe.num_experts = " << num_experts);
-  MOELAB_CHECK(temperature > 0 && temperature_final > 0,
-               "moe.temperature = " << temperature << " and moe.temperature_final = " << temperature_final
-                                    << " must be positive");
-  MOELAB_CHECK(temperature_anneal_steps >= 0,
-               "moe.temperature_anneal_steps = " << temperature_anneal_steps << " must be >= 0");
-  MOELAB_CHECK(jitter_eps >= 0 && jitter_eps < 1, "moe.jitter_eps = " << jitter_eps << " must be in [0, 1)");
-  MOELAB_CHECK(noise_std >= 0, "moe.noise_std = " << noise_std << " must be >= 0");
-  MOELAB_CHECK(cosine_dim >= 0, "moe.cosine_dim = " << cosine_dim << " must be >= 0 (0 = d_model)");
-  MOELAB_CHECK(sinkhorn_iterations >= 1, "moe.sinkhorn_iterations = " << sinkhorn_iterations << " must be >= 1");
-  MOELAB_CHECK(std::isfinite(weight_scale) && weight_scale > 0,
-               "moe.weight_scale = " << weight_scale << " must be positive");
-  MOELAB_CHECK(bias_update_rate >= 0, "moe.bias_update_rate = " << bias_update_rate << " must be >= 0");
-  MOELAB_CHECK(slots_per_expert >= 0, "moe.slots_per_expert = " << slots_per_expert << " must be >= 0");
-  MOELAB_CHECK(expert_d_ff >= 0, "moe.expert_d_ff = " << expert_d_ff << " must be >= 0 (0 = dense width)");
-  MOELAB_CHECK(shared_experts >= 0, "moe.shared_experts = " << shared_experts << " must be >= 0");
-  MOELAB_CHECK(shared_expert_d_ff >= 0, "moe.shared_expert_d_ff = " << shared_expert_d_ff << " must be >= 0");
-  MOELAB_CHECK(min_capacity >= 0, "moe.min_capacity = " << min_capacity << " must be >= 0");
-  MOELAB_CHECK(eval_capacity_factor >= 0,
-               "moe.eval_capacity_factor = " << eval_capacity_factor << " must be >= 0 (0 = capacity_factor)");
-  bool needs_cf = capacity_mode == CapacityMode::capacity || router == RouterKind::expert_choice ||
-                  (router == RouterKind::soft_moe && slots_per_expert == 0);
-  if (needs_cf) {
-    const char* why = capacity_mode == CapacityMode::capacity ? "in capacity mode"
-                      : router == RouterKind::expert_choice   ? "for router = expert_choice"
-                                                              : "for router = soft_moe without slots_per_expert";
-    MOELAB_CHECK(capacity_factor > 0, "moe.capacity_factor = " << capacity_factor << " must be > 0 " << why);
-  }
+std::vector<io::ConfigIssue> MoEConfig::validate(const std::string& prefix) const {
+  std::vector<io::ConfigIssue> out;
+  const std::string p = prefix + ".";
+  auto need = [&](bool ok, const std::string& key, const std::string& message) {
+    if (!ok) out.push_back({p + key, message});
+  };
+  auto num = [](double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+  };
+  need(num_experts >= 1, "num_experts", p + "num_experts = " + std::to_string(num_experts) + " must be at least 1");
+  need(top_k >= 1, "top_k", p + "top_k = " + std::to_string(top_k) + " must be at least 1");
+  need(top_k <= num_experts, "top_k",
+       p + "top_k = " + std::to_string(top_k) + " exceeds " + p + "num_experts = " + std::to_string(num_experts));
+  need(temperature > 0, "temperature", p + "temperature = " + num(temperature) + " must be positive");
+  need(temperature_final > 0, "temperature_final", p + "temperature_final = " + num(temperature_final) + " must be positive");
+  need(temperature_anneal_steps >= 0, "temperature_anneal_steps",
+       p + "temperature_anneal_steps = " + std::to_string(temperature_anneal_steps) + " must be >= 0");
+  need(jitter_eps >= 0 && jitter_eps < 1, "jitter_eps", p + "jitter_eps = " + num(jitter_eps) + " must be in [0, 1)");
+  need(noise_std >= 0, "noise_std", p + "noise_std = " + num(noise_std) + " must be >= 0");
+  need(cosine_dim >= 0, "cosine_dim", p + "cosine_dim = " + std::to_string(cosine_dim) + " must be >= 0 (0 = d_model)");
+  need(std::isfinite(weight_scale) && weight_scale > 0, "weight_scale",
+       p + "weight_scale = " + num(weight_scale) + " must be positive");
+  need(expert_d_ff >= 0, "expert_d_ff", p + "expert_d_ff = " + std::to_string(expert_d_ff) + " must be >= 0 (0 = dense width)");
+  need(shared_experts >= 0, "shared_experts", p + "shared_experts = " + std::to_string(shared_experts) + " must be >= 0");
+  need(shared_expert_d_ff >= 0, "shared_expert_d_ff",
+       p + "shared_expert_d_ff = " + std::to_string(shared_expert_d_ff) + " must be >= 0");
+  need(min_capacity >= 0, "min_capacity", p + "min_capacity = " + std::to_string(min_capacity) + " must be >= 0");
+  need(eval_capacity_factor >= 0, "eval_capacity_factor",
+       p + "eval_capacity_factor = " + num(eval_capacity_factor) + " must be >= 0 (0 = capacity_factor)");
+  if (capacity_mode == CapacityMode::capacity)
+    need(capacity_factor > 0, "capacity_factor", p + "capacity_factor = " + num(capacity_factor) + " must be > 0 in capacity mode");
   for (auto [name, v] : {std::pair<const char*, double>{"switch_loss", switch_loss},
                          {"importance_loss", importance_loss}, {"load_loss", load_loss}, {"z_loss", z_loss},
                          {"local_entropy_loss", local_entropy_loss}, {"global_entropy_loss", global_entropy_loss},
                          {"global_entropy_threshold", global_entropy_threshold}})
-    MOELAB_CHECK(std::isfinite(v) && v >= 0, "moe." << name << " = " << v << " must be a finite number >= 0");
+    need(std::isfinite(v) && v >= 0, name, p + name + " = " + num(v) + " must be a finite number >= 0");
   if (load_loss > 0)
-    MOELAB_CHECK(noise == NoiseKind::gaussian || noise == NoiseKind::learned,
-                 "moe.load_loss = " << load_loss << " needs noisy logits: set moe.noise = gaussian or learned (is "
-                                    << noise_name(noise) << ")");
-  if (load_loss > 0 || importance_loss > 0)
-    MOELAB_CHECK(router == RouterKind::top_k, "moe.importance_loss / moe.load_loss are defined for router = top_k, "
-                                              "not " << router_name(router));
-  if (selection_bias)
-    MOELAB_CHECK(router == RouterKind::top_k,
-                 "moe.selection_bias applies to router = top_k, not " << router_name(router));
-  if (router == RouterKind::expert_choice) {
-    MOELAB_CHECK(!renormalize, "moe.renormalize is not defined for router = expert_choice (a token may get 0..E "
-                               "experts); set it to false");
-    MOELAB_CHECK(capacity_mode == CapacityMode::dropless,
-                 "router = expert_choice sets its own capacity (C = round(cf*T*k/E)); set moe.capacity_mode = "
-                 "dropless");
+    need(noise == NoiseKind::gaussian || noise == NoiseKind::learned, "load_loss",
+         p + "load_loss = " + num(load_loss) + " needs noisy logits: set " + p + "noise = gaussian or learned (is " +
+             noise_name(noise) + ")");
+  // Counts summed over data-parallel ranks need a communicator, which one process does not have.
+  need(switch_loss_scope != BalanceScope::global, "switch_loss_scope",
+       p + "switch_loss_scope = \"global\" needs counts reduced over data-parallel ranks, which this build does "
+           "not do yet; use \"micro_batch\" or \"sequence\"");
+  const RouterFamily* selected = nullptr;
+  for (const auto& family : router_families())
+    if (std::find(family.names.begin(), family.names.end(), router) != family.names.end()) selected = &family;
+  if (!selected) {
+    out.push_back({p + "router", p + "router = '" + router + "' is not a router family"});
+    return out;
   }
-  if (router == RouterKind::soft_moe)
-    MOELAB_CHECK(capacity_mode == CapacityMode::dropless,
-                 "router = soft_moe never drops tokens; set moe.capacity_mode = dropless");
-  if (score != ScoreKind::softmax)
-    MOELAB_CHECK(router == RouterKind::top_k,
-                 "moe.score = " << score_name(score) << " is supported with router = top_k, not "
-                                << router_name(router));
-  if (softmax_order == SoftmaxOrder::after)
-    MOELAB_CHECK(router == RouterKind::top_k && score != ScoreKind::sigmoid,
-                 "moe.softmax_order = after needs router = top_k with a softmax or cosine score");
-  if (!has_router_probs())
-    MOELAB_CHECK(noise == NoiseKind::none, "moe.noise = " << noise_name(noise) << " perturbs router logits: it applies to "
-                                                          "router = top_k, expert_choice or sinkhorn, not "
-                                                          << router_name(router));
+  // A key of another family set away from its default would be silently ignored: say so instead.
+  for (const auto& [key, value] : router_options) {
+    const bool own = std::any_of(selected->keys.begin(), selected->keys.end(), [&](const auto& k) { return k.key == key; });
+    const MoEConfigKey* k = find_router_key(key);
+    if (!own && k && value != parse_default(*k)) {
+      std::string readers;
+      for (const auto& f : router_families())
+        for (const auto& fk : f.keys)
+          if (fk.key == key)
+            for (const auto& n : f.names) readers += (readers.empty() ? "" : " or ") + n;
+      out.push_back({p + key, p + key + " is read by router = " + readers + ", not " + router});
+    }
+  }
+  if (selected->validate) selected->validate(*this, prefix, out);
+  return out;
+}
+
+void MoEConfig::check() const {
+  std::vector<io::ConfigIssue> issues = validate("moe");
+  if (issues.empty()) return;
+  std::string msg;
+  for (const auto& i : issues) msg += (msg.empty() ? "" : "; ") + i.message;
+  MOELAB_FAIL(msg);
 }
 
 std::string MoEConfig::describe() const {
   std::ostringstream os;
-  os << router_name(router) << " E=" << num_experts << " k=" << top_k << " " << score_name(score);
-  if (router == RouterKind::top_k) os << "(" << softmax_order_name(softmax_order) << ")";
+  os << router << " E=" << num_experts << " k=" << top_k << " " << score_name(score);
+  for (const auto& [key, v] : router_options) {
+    os << " " << key << "=";
+    std::visit([&](const auto& x) { os << x; }, v);
+  }
   if (noise != NoiseKind::none) os << " noise=" << noise_name(noise);
   if (renormalize) os << " renorm";
-  if (selection_bias) os << " bias";
   os << " " << capacity_mode_name(capacity_mode);
   if (capacity_mode == CapacityMode::capacity)
     os << "(cf=" << capacity_factor << "," << drop_policy_name(drop_policy) << ")";

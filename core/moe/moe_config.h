@@ -1,33 +1,27 @@
 #pragma once
-// MoEConfig: every choice of specs/moe.md as a plain struct whose field names are the TOML keys under
-// `model.moe.` (moelab run cfg.toml model.moe.top_k=1). validate() throws errors naming the key.
-//
-// Schema contract with the program (experiments/): moe_config_keys() lists every key with its type,
-// default (TOML text), allowed values and documentation; a task turns each entry into a ConfigSpec key
-// "model.moe.<key>", and builds the struct by calling set_moe_config_value(cfg, key, value) for each
-// resolved value, then cfg.validate(). String-valued choices are parsed by that setter, so an unknown
-// name (router = "foo") is reported with the list of valid names.
+// MoEConfig: the choices of docs/moe.md as a struct whose field names are the TOML keys under `model.moe.`.
+// Router-specific keys live with their router family (router.h) and are stored in router_options.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "core/backend/backend.h"
+#include "core/io/config_schema.h"
 
 namespace moelab::moe {
 
-// §1.3 selectors.
-enum class RouterKind : uint8_t { top_k, expert_choice, soft_moe, hash, random, sinkhorn };
 // §1.2 score functions.
 enum class ScoreKind : uint8_t { softmax, sigmoid, cosine };
-// Token-choice top-k: softmax over all experts before selecting, or over the k selected logits after.
-enum class SoftmaxOrder : uint8_t { before, after };
 // §1.1 input perturbation (training only).
 enum class NoiseKind : uint8_t { none, jitter, gaussian, learned };
 enum class CapacityMode : uint8_t { dropless, capacity };
 enum class DropPolicy : uint8_t { position, probability };
 enum class BalanceScope : uint8_t { micro_batch, sequence, global };
+
+using MoEValue = std::variant<bool, int64_t, double, std::string>;
 
 struct MoEConfig {
   // ---- experts ----
@@ -41,9 +35,8 @@ struct MoEConfig {
   bool shared_expert_gate = false; // scale the shared output by sigmoid(x . w_gate)
 
   // ---- router pipeline (§1) ----
-  RouterKind router = RouterKind::top_k;
+  std::string router = "top_k";       // a router family's name (router_table.cpp)
   ScoreKind score = ScoreKind::softmax;
-  SoftmaxOrder softmax_order = SoftmaxOrder::before;
   double temperature = 1.0;            // tau in softmax(z / tau) (and sigmoid(z / tau))
   double temperature_final = 1.0;      // annealed linearly to this over temperature_anneal_steps
   int64_t temperature_anneal_steps = 0;
@@ -52,14 +45,8 @@ struct MoEConfig {
   double noise_std = 1.0;              // sigma: z <- z + N(0, sigma / E)
   int64_t cosine_dim = 0;              // cosine router projection width; 0 = d_model
   double cosine_scale_init = 2.659260036932778;  // s0 = log(1 / 0.07); logits scaled by exp(min(s, log 100))
-  int64_t sinkhorn_iterations = 20;
   bool renormalize = false;            // combine weights sum to 1 over the k choices
   double weight_scale = 1.0;           // multiplies the combine weights (DeepSeek's routed scaling factor)
-  bool selection_bias = false;         // aux-loss-free balancing: select top-k of s + b
-  double bias_update_rate = 1e-3;      // gamma
-  bool bias_recenter = false;          // keep mean(b) = 0
-  int64_t slots_per_expert = 0;        // soft_moe: S; 0 = max(1, round(capacity_factor * seq_len / E))
-  bool soft_normalize = false;         // soft_moe: L2-normalize x and Phi, with a learnable scale
 
   // ---- capacity (§1.5) ----
   CapacityMode capacity_mode = CapacityMode::dropless;
@@ -78,29 +65,33 @@ struct MoEConfig {
   double global_entropy_loss = 0.0;
   double global_entropy_threshold = 0.0;  // > 0: global term = max(0, threshold - H(mean p))
 
-  // Throws moelab::Error naming the offending key, e.g. "moe.top_k = 9 exceeds moe.num_experts = 8".
-  void validate() const;
-  // Whether the router produces probabilities (hash and random routing do not; soft_moe has its own).
-  bool has_router_probs() const;
-  // A one-line description ("top_k k=2 softmax(before) dropless ...") for logs and reports.
+  // Keys of the selected router family (router.h), e.g. "sinkhorn_iterations"; unset keys read their default.
+  std::map<std::string, MoEValue> router_options;
+  bool option_bool(const std::string& key) const;
+  int64_t option_int(const std::string& key) const;
+  double option_float(const std::string& key) const;
+  std::string option_string(const std::string& key) const;
+
+  // Every problem as (key, message), keys and messages naming `prefix`.<key> ("model.moe.top_k = 9 exceeds
+  // model.moe.num_experts = 8"); the selected router family adds its own.
+  std::vector<io::ConfigIssue> validate(const std::string& prefix = "moe") const;
+  // Throws moelab::Error with every problem of validate().
+  void check() const;
+  // A one-line description ("top_k E=8 k=2 softmax dropless ...") for logs and reports.
   std::string describe() const;
 };
 
 // ---- names <-> enums (parse_* throw naming the key and listing the valid names) ----
-const char* router_name(RouterKind v);
 const char* score_name(ScoreKind v);
-const char* softmax_order_name(SoftmaxOrder v);
 const char* noise_name(NoiseKind v);
 const char* capacity_mode_name(CapacityMode v);
 const char* drop_policy_name(DropPolicy v);
 const char* balance_scope_name(BalanceScope v);
 const char* activation_name(ExpertActivation v);
-RouterKind parse_router(std::string_view s);
 ScoreKind parse_score(std::string_view s);
 ExpertActivation parse_expert_activation(std::string_view s);
 
 // ---- the key table ----
-using MoEValue = std::variant<bool, int64_t, double, std::string>;
 enum class MoEKeyType : uint8_t { boolean, integer, floating, string };
 
 struct MoEConfigKey {
@@ -111,6 +102,7 @@ struct MoEConfigKey {
   std::string doc;                   // one line, with the spec section
 };
 
+// The common keys, then every router family's keys.
 const std::vector<MoEConfigKey>& moe_config_keys();
 // Sets one key (integers are accepted for float keys). Throws naming the key for unknown keys, wrong
 // types and names outside `allowed`.

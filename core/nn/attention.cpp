@@ -14,7 +14,7 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& opt, RngStream& r
   proj = register_module("proj", std::make_shared<Linear>(opt.dim, opt.dim, opt.proj_bias, rng, opt.init, opt.dtype));
 }
 
-Tensor MultiHeadAttention::forward(const Tensor& x) {
+Tensor MultiHeadAttention::forward(const Tensor& x, ForwardContext& ctx) {
   const int64_t d = options.dim, H = options.num_heads, Dh = d / H;
   MOELAB_CHECK(x.dim() == 3 && x.size(2) == d,
                "MultiHeadAttention(dim " << d << "): input " << x.shape().str() << " is not (B, T, " << d << ")");

@@ -22,8 +22,9 @@ struct AttentionOptions {
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(const AttentionOptions& options, RngStream& rng);
-  // x: (B, T, d) -> (B, T, d)
-  Tensor forward(const Tensor& x) override;
+  // x: (B, T, d) -> (B, T, d); keys masked causally (options.causal) and where ctx.batch().padding_mask is 0.
+  Tensor forward(const Tensor& x, ForwardContext& ctx) override;
+  using Module::forward;
   AttentionOptions options;
   std::shared_ptr<Linear> qkv, proj;
 };

@@ -59,11 +59,12 @@ Tensor Conv2d::forward(const Tensor& x) {
   return conv2d(x, weight, bias, stride, padding);
 }
 
-Dropout::Dropout(double prob, RngStream& rng)
-    : Module("Dropout"), p(prob), rng_(rng.key() + rng.advance(1), "dropout") {
+Dropout::Dropout(double prob) : Module("Dropout"), p(prob) {
   MOELAB_CHECK(prob >= 0 && prob < 1, "Dropout(p=" << prob << "): p must be in [0, 1)");
 }
 
-Tensor Dropout::forward(const Tensor& x) { return p > 0 ? dropout(x, p, is_training(), rng_) : x; }
+Tensor Dropout::forward(const Tensor& x, ForwardContext& ctx) {
+  return p > 0 && is_training() ? dropout(x, p, true, ctx.rng(*this)) : x;
+}
 
 }  // namespace moelab::nn

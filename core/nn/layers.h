@@ -51,18 +51,14 @@ class Conv2d : public Module {
   Tensor bias;    // (O) or undefined
 };
 
-// Inverted dropout in training mode, identity in eval mode. Draws from its own stream, derived from
-// the stream given at construction (consuming one draw there, so sibling Dropouts differ), so a model's
-// dropout masks do not depend on other draws.
+// Inverted dropout in training mode, identity in eval mode. Masks come from the forward context's stream
+// for this module's path, so they depend on the seed, step and micro-batch only.
 class Dropout : public Module {
  public:
-  Dropout(double p, RngStream& rng);
-  Tensor forward(const Tensor& x) override;
+  explicit Dropout(double p);
+  Tensor forward(const Tensor& x, ForwardContext& ctx) override;
+  using Module::forward;
   double p;
-  RngStream& rng() { return rng_; }
-
- private:
-  RngStream rng_;
 };
 
 }  // namespace moelab::nn

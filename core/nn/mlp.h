@@ -23,7 +23,7 @@ struct MlpOptions {
   Activation activation = Activation::gelu_tanh;
   bool gated = false;  // SwiGLU-style gating (adds fc3)
   bool bias = true;
-  InitOptions init;
+  InitOptions init{};
   DType dtype = DType::f32;
 };
 

@@ -11,29 +11,17 @@
 
 namespace moelab::nn {
 
-void ForwardOutput::absorb(std::string_view prefix, ForwardOutput&& inner) {
-  std::string p = prefix.empty() ? std::string() : std::string(prefix) + ".";
-  for (auto& a : inner.aux_losses) aux_losses.push_back({p + a.name, std::move(a.value), a.weight});
-  for (auto& [n, t] : inner.stats) stats.emplace_back(p + n, std::move(t));
-}
-
-Tensor total_aux_loss(const std::vector<AuxLoss>& terms) {
-  Tensor total;
-  for (const auto& a : terms) {
-    MOELAB_CHECK(a.value.defined() && a.value.numel() == 1,
-                 "aux loss '" << a.name << "' must be a single-element tensor");
-    Tensor term = mul(a.value.reshape(Shape{}), a.weight);
-    total = total.defined() ? add(total, term) : term;
-  }
-  return total;
-}
-
 Tensor Module::forward(const Tensor&) {
   MOELAB_FAIL(type_name_ << " has no one-tensor forward(x); call its own forward overload");
 }
 
-void Module::after_optimizer_step_all() {
-  for (auto& [path, m] : named_modules()) m->after_optimizer_step();
+void Module::after_optimizer_step_all(const StepEnd& end) {
+  for (auto& [path, m] : named_modules()) m->after_optimizer_step(end);
+}
+
+void Module::set_path(const std::string& path) {
+  path_ = path;
+  for (auto& [name, child] : children_) child->set_path(path.empty() ? name : path + "." + name);
 }
 
 void Module::check_new_name(const std::string& name, const char* what) const {
@@ -72,6 +60,7 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
   check_new_name(name, "module");
   MOELAB_CHECK(module, type_name_ << ": module '" << name << "' is null");
   module->train(training_);
+  module->set_path(path_.empty() ? name : path_ + "." + name);
   children_.emplace_back(name, std::move(module));
 }
 
@@ -80,6 +69,7 @@ void Module::replace_module(const std::string& name, std::shared_ptr<Module> mod
   for (auto& [n, m] : children_)
     if (n == name) {
       module->train(training_);
+      module->set_path(path_.empty() ? name : path_ + "." + name);
       m = std::move(module);
       return;
     }

@@ -1,23 +1,7 @@
 #pragma once
-// Module: the base of every layer and model. A module owns named parameters (leaf tensors that require
-// grad), named buffers (state that is saved but not trained, e.g. router biases) and named child
-// modules. Names compose PyTorch-style: a parameter `weight` of child `qkv` of child `attn` of list
-// element 3 of `blocks` is `blocks.3.attn.qkv.weight`, so checkpoints map 1:1 onto PyTorch modules.
-//
-//   class Mine : public Module {
-//    public:
-//     Mine(RngStream& rng) : Module("Mine") {
-//       fc = register_module("fc", std::make_shared<Linear>(4, 8, true, rng));
-//       scale = register_parameter("scale", Tensor::ones({8}));
-//     }
-//     Tensor forward(const Tensor& x) override { return fc->forward(x) * scale; }
-//     std::shared_ptr<Linear> fc;
-//     Tensor scale;
-//   };
-//
-// Handles stay valid: a registered Tensor shares its TensorImpl with the registry, and to(Device),
-// to(DType) and load_state_dict() change the tensors in place (same TensorImpl), so members, the
-// registry and optimizer references all see the change.
+// Module: the base of every layer and model: named parameters, buffers and child modules with PyTorch-style
+// dotted names (`blocks.3.attn.qkv.weight`), so checkpoints map 1:1 onto PyTorch modules. docs/nn.md has
+// the full contract (handles stay valid across to() and load_state_dict(); replicas share state).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -26,37 +10,18 @@
 #include <utility>
 #include <vector>
 
+#include "core/nn/context.h"
 #include "core/tensor/tensor.h"
 
 namespace moelab::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
-// ---- what a forward pass may return besides its output (the FFN / MoE interface) ----
-//
-// A balancing term or other auxiliary loss. `value` is the raw term (a 0-d differentiable tensor, logged
-// as is); `weight` is its coefficient. The trainer adds weight * value to the task loss (see
-// total_aux_loss), so every term can be logged separately from the loss it contributes to.
-struct AuxLoss {
-  std::string name;  // e.g. "load_balance", "router_z"; prefixed with the module path by containers
-  Tensor value;
-  double weight = 1.0;
+// What the trainer tells every module after an optimizer step.
+struct StepEnd {
+  int64_t step = 0;                            // optimizer steps taken, this one included
+  const moe::RoutingLog* routing = nullptr;    // the routing of the step's training forwards (all workers)
 };
-
-// The output of forward_aux(): the main output plus auxiliary losses and statistics.
-// `stats` are detached diagnostics (e.g. per-expert load (E), expert ids (N, k), dropped fraction as a
-// 0-d tensor): nothing flows back through them; routing monitors and loggers read them by name.
-struct ForwardOutput {
-  Tensor y;
-  std::vector<AuxLoss> aux_losses;
-  NamedTensors stats;
-
-  // Appends `inner`'s aux losses and stats with names prefixed by `prefix` + "." (nothing when empty).
-  void absorb(std::string_view prefix, ForwardOutput&& inner);
-};
-
-// sum_i weight_i * value_i (a 0-d tensor), or an undefined Tensor when there are no terms.
-Tensor total_aux_loss(const std::vector<AuxLoss>& terms);
 
 class Module {
  public:
@@ -66,18 +31,16 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   // ---- forward ----
-  // The one-tensor forward. Modules with other signatures (Embedding takes ids) add their own overloads;
-  // the default throws an error naming the module type.
+  // The one-tensor forward of layers that need no context (Linear, LayerNorm). The default throws.
   virtual Tensor forward(const Tensor& x);
-  // Forward that may also return auxiliary losses and statistics. Containers (TransformerBlock) call
-  // this on their pluggable children. The default wraps forward(x) with no extras; an MoE layer
-  // overrides it (and implements forward(x) as forward_aux(x).y).
-  virtual ForwardOutput forward_aux(const Tensor& x) { return {forward(x), {}, {}}; }
+  // The forward with its context (side inputs, draws, aux losses, routing). Modules that read the context
+  // (MoE layers, attention with masks, dropout) and containers override this; the default is forward(x).
+  virtual Tensor forward(const Tensor& x, ForwardContext& ctx) { return forward(x); }
 
-  // Called by the trainer after each optimizer step, on every module (parents before children) via
+  // Called by the trainer after each optimizer step on every module (parents before children) via
   // after_optimizer_step_all(); e.g. the aux-loss-free router bias update. Default: nothing.
-  virtual void after_optimizer_step() {}
-  void after_optimizer_step_all();
+  virtual void after_optimizer_step(const StepEnd& end) {}
+  void after_optimizer_step_all(const StepEnd& end);
 
   // ---- registration (call from the constructor) ----
   // Registers `value` under `name` (no dots) and returns the handle stored. Parameters become leaves
@@ -103,6 +66,9 @@ class Module {
   // A parameter or buffer by dotted path (throws when absent).
   Tensor tensor(const std::string& dotted_name) const;
   const std::string& type_name() const { return type_name_; }
+  // The dotted path of this module from the root of the tree it is registered in ("blocks.3.moe"; "" for
+  // the root). Routing statistics, aux losses and draw streams are keyed by it.
+  const std::string& path() const { return path_; }
 
   // ---- modes and utilities ----
   // Sets the training flag on this module and all descendants.
@@ -136,8 +102,9 @@ class Module {
   void add_child(const std::string& name, std::shared_ptr<Module> module);
   void check_new_name(const std::string& name, const char* what) const;
   void collect(const std::string& prefix, bool params, NamedTensors& out) const;
+  void set_path(const std::string& path);
 
-  std::string type_name_;
+  std::string type_name_, path_;
   bool training_ = true;
   NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

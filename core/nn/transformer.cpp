@@ -31,7 +31,7 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& opt, RngStream
     f = std::make_shared<MLP>(mo, rng);
   }
   ffn = register_module(opt.ffn_name, std::move(f));
-  if (opt.dropout > 0) drop = register_module("drop", std::make_shared<Dropout>(opt.dropout, rng));
+  if (opt.dropout > 0) drop = register_module("drop", std::make_shared<Dropout>(opt.dropout));
 }
 
 void TransformerBlock::set_ffn(std::shared_ptr<Module> f) {
@@ -39,23 +39,20 @@ void TransformerBlock::set_ffn(std::shared_ptr<Module> f) {
   ffn = std::move(f);
 }
 
-ForwardOutput TransformerBlock::forward_aux(const Tensor& x) {
+Tensor TransformerBlock::forward(const Tensor& x, ForwardContext& ctx) {
   MOELAB_CHECK(x.dim() == 3 && x.size(2) == options.dim, "TransformerBlock(dim " << options.dim << "): input "
                                                                                  << x.shape().str()
                                                                                  << " is not (B, T, d)");
-  Tensor a = attn->forward(norm1->forward(x));
-  if (drop) a = drop->forward(a);
+  Tensor a = attn->forward(norm1->forward(x), ctx);
+  if (drop) a = drop->forward(a, ctx);
   Tensor h = x + a;
-  ForwardOutput f = ffn->forward_aux(norm2->forward(h));
-  MOELAB_CHECK(f.y.defined() && f.y.shape() == h.shape(), "TransformerBlock: FFN '" << options.ffn_name << "' ("
-                                                          << ffn->type_name() << ") returned "
-                                                          << (f.y.defined() ? f.y.shape().str() : "nothing")
-                                                          << ", expected " << h.shape().str());
-  Tensor m = drop ? drop->forward(f.y) : f.y;
-  ForwardOutput out;
-  out.y = h + m;
-  out.absorb(options.ffn_name, std::move(f));
-  return out;
+  Tensor f = ffn->forward(norm2->forward(h), ctx);
+  MOELAB_CHECK(f.defined() && f.shape() == h.shape(), "TransformerBlock: FFN '" << options.ffn_name << "' ("
+                                                      << ffn->type_name() << ") returned "
+                                                      << (f.defined() ? f.shape().str() : "nothing") << ", expected "
+                                                      << h.shape().str());
+  if (drop) f = drop->forward(f, ctx);
+  return h + f;
 }
 
 }  // namespace moelab::nn

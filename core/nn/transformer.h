@@ -1,13 +1,6 @@
 #pragma once
-// The pre-LN transformer block: x + attn(norm1(x)), then h + ffn(norm2(h)). Its FFN is any Module:
-// the dense MLP by default, an MoE layer when the config says so.
-//
-// FFN interface (for MoE layers): the block calls `ffn->forward_aux(norm2(h))` (module.h), where the
-// FFN receives (B, T, d) and returns ForwardOutput{y: (B, T, d), aux_losses, stats}. The block returns
-// its own ForwardOutput whose aux_losses/stats are the FFN's, names prefixed with the FFN's child name
-// ("moe.load_balance"); a model prefixes again with the block's path ("blocks.3.moe.load_balance") via
-// ForwardOutput::absorb, and the trainer adds total_aux_loss(out.aux_losses) to the task loss.
-// A plain Module FFN (only forward(x) overridden) contributes no aux terms.
+// The pre-LN transformer block: x + attn(norm1(x)), then h + ffn(norm2(h)). Its FFN is any Module (the
+// dense MLP by default, an MoE layer when the config says so); both get the forward context.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,9 +33,9 @@ class TransformerBlock : public Module {
  public:
   // ffn == nullptr builds the dense MLP from the options.
   TransformerBlock(const TransformerBlockOptions& options, RngStream& rng, std::shared_ptr<Module> ffn = nullptr);
-  // x: (B, T, d) -> y (B, T, d) with the FFN's aux losses and stats (prefixed with options.ffn_name).
-  ForwardOutput forward_aux(const Tensor& x) override;
-  Tensor forward(const Tensor& x) override { return forward_aux(x).y; }
+  // x: (B, T, d) -> (B, T, d); attention masks keys by ctx.batch().padding_mask (and causally when set).
+  Tensor forward(const Tensor& x, ForwardContext& ctx) override;
+  using Module::forward;
   // Swaps the FFN (same child name), e.g. for an MoE layer built after the block.
   void set_ffn(std::shared_ptr<Module> ffn);
 

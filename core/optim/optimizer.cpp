@@ -20,7 +20,7 @@ Optimizer::Optimizer(const NamedTensors& params, double lr, std::string type_nam
     MOELAB_CHECK(p.is_leaf(), type_name_ << ": parameter '" << name << "' is not a leaf tensor");
     MOELAB_CHECK(is_floating(p.dtype()), type_name_ << ": parameter '" << name << "' is not float");
     MOELAB_CHECK(names.insert(name).second, type_name_ << ": parameter name '" << name << "' appears twice");
-    params_.push_back({name, p, 0, {}});
+    params_.push_back({name, p, 0, 1.0, -1.0, {}});
   }
 }
 
@@ -86,6 +86,17 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
   }
 }
 
+void Optimizer::set_param_group(const std::string& name, double lr_scale, double weight_decay) {
+  for (auto& s : params_)
+    if (s.name == name) {
+      MOELAB_CHECK(lr_scale >= 0, type_name_ << ": parameter group of " << name << ": lr_scale must be >= 0");
+      s.lr_scale = lr_scale;
+      s.weight_decay = weight_decay;
+      return;
+    }
+  MOELAB_FAIL(type_name_ << ": no trained parameter named '" << name << "'");
+}
+
 // ---- SGD ----
 SGD::SGD(const NamedTensors& params, const SgdOptions& o) : Optimizer(params, o.lr, "SGD"), options(o) {
   MOELAB_CHECK(o.momentum >= 0, "SGD: momentum must be >= 0, got " << o.momentum);
@@ -97,7 +108,8 @@ void SGD::update(ParamState& s, const Tensor& grad) {
   Tensor empty;
   Tensor& buf = s.buffers.empty() ? empty : s.buffer(0);
   backend_for(s.param.device())
-      .sgd_update(s.param, grad, buf, lr_, options.momentum, options.weight_decay, options.nesterov, s.step == 1);
+      .sgd_update(s.param, grad, buf, lr_of(s), options.momentum, decay_of(s, options.weight_decay), options.nesterov,
+                  s.step == 1);
 }
 
 // ---- AdamW ----
@@ -109,8 +121,8 @@ AdamW::AdamW(const NamedTensors& params, const AdamWOptions& o) : Optimizer(para
 }
 
 void AdamW::update(ParamState& s, const Tensor& grad) {
-  double wd = options.no_decay_for_vectors && s.param.dim() < 2 ? 0.0 : options.weight_decay;
-  AdamWParams h{lr_, options.beta1, options.beta2, options.eps, wd, s.step};
+  double wd = decay_of(s, options.no_decay_for_vectors && s.param.dim() < 2 ? 0.0 : options.weight_decay);
+  AdamWParams h{lr_of(s), options.beta1, options.beta2, options.eps, wd, s.step};
   backend_for(s.param.device()).adamw_update(s.param, grad, s.buffer(0), s.buffer(1), h);
 }
 
@@ -126,8 +138,8 @@ void RMSprop::update(ParamState& s, const Tensor& grad) {
   Tensor empty;
   Tensor& grad_avg = options.centered ? s.buffer(1) : empty;
   backend_for(s.param.device())
-      .rmsprop_update(s.param, grad, s.buffer(0), grad_avg, lr_, options.alpha, options.eps, options.weight_decay,
-                      options.centered);
+      .rmsprop_update(s.param, grad, s.buffer(0), grad_avg, lr_of(s), options.alpha, options.eps,
+                      decay_of(s, options.weight_decay), options.centered);
 }
 
 }  // namespace moelab::optim

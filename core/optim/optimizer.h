@@ -34,6 +34,9 @@ class Optimizer {
   int64_t steps_taken() const { return steps_; }  // calls to step()
   const std::string& type_name() const { return type_name_; }
   size_t num_params() const { return params_.size(); }
+  // A parameter group: this parameter's learning rate is lr() * lr_scale, and its weight decay `weight_decay`
+  // (< 0: the optimizer's). Throws for an unknown name.
+  void set_param_group(const std::string& name, double lr_scale, double weight_decay);
 
   // "step" (i64, calls to step()) and, per parameter, "<name>.step" and "<name>.<state>" (exp_avg,
   // exp_avg_sq, momentum_buffer, square_avg, grad_avg) with the parameter's dotted name.
@@ -46,6 +49,7 @@ class Optimizer {
     std::string name;
     Tensor param;
     int64_t step = 0;
+    double lr_scale = 1.0, weight_decay = -1.0;  // the parameter group's (weight_decay < 0: the optimizer's)
     std::vector<std::pair<std::string, Tensor>> buffers;  // named state, same shape/dtype/device as param
     Tensor& buffer(size_t i) { return buffers[i].second; }
   };
@@ -53,6 +57,8 @@ class Optimizer {
   void add_state(const std::string& buffer_name);
   // Updates one parameter whose grad is defined; s.step is already incremented.
   virtual void update(ParamState& s, const Tensor& grad) = 0;
+  double lr_of(const ParamState& s) const { return lr_ * s.lr_scale; }
+  static double decay_of(const ParamState& s, double fallback) { return s.weight_decay >= 0 ? s.weight_decay : fallback; }
 
   std::vector<ParamState> params_;
   double lr_;

@@ -6,7 +6,6 @@
 
 #include "experiments/cli/command.h"
 #include "experiments/lib/evaluate_run.h"
-#include "experiments/lib/routing_math.h"
 
 using namespace moelab;
 
@@ -33,12 +32,7 @@ void eval_command() {
   out["checkpoint"] = ev.checkpoint.string();
   out["step"] = ev.step;
   for (const auto& [k, v] : ev.result.metrics) out["metrics"][k] = v;
-  for (const auto& r : ev.result.routing) {
-    int64_t experts = static_cast<int64_t>(r.expert_counts.size());
-    if (experts == 0 || r.label_expert_counts.empty()) continue;
-    out["label_mi_bits"]["layer_" + std::to_string(r.layer)] = mutual_information_bits(
-        r.label_expert_counts, static_cast<int64_t>(r.label_expert_counts.size()) / experts, experts);
-  }
+  for (const auto& [path, bits] : ev.label_mi_bits) out["label_mi_bits"][path] = bits;
   if (g.json) {
     std::cout << out.dump(2) << "\n";
     return;

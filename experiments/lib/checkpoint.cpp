@@ -127,4 +127,24 @@ void prune_checkpoints(const fs::path& run_dir, int64_t keep) {
   for (const auto& p : remove) fs::remove_all(p);
 }
 
+void load_model_state(nn::Module& model, const CheckpointData& d, const CheckpointInfo& info) {
+  std::vector<std::string> problems;
+  const nn::NamedTensors state = model.state_dict();
+  for (const auto& [name, t] : state) {
+    const Tensor* saved = nn::find_tensor(d.model, name);
+    Tensor dst = t;
+    if (!saved) problems.push_back("missing " + name);
+    else if (!(saved->shape() == t.shape()))
+      problems.push_back(name + " has shape " + saved->shape().str() + ", the model " + t.shape().str());
+    else dst.copy_(*saved);
+  }
+  if (d.model.size() != state.size())
+    problems.push_back("the checkpoint holds " + std::to_string(d.model.size()) + " tensors, the model " +
+                       std::to_string(state.size()));
+  if (problems.empty()) return;
+  std::string msg = info.dir.string() + "/model.safetensors does not match the model:";
+  for (const auto& p : problems) msg += " " + p + ";";
+  MOELAB_FAIL(msg);
+}
+
 }  // namespace moelab::experiments

@@ -2,10 +2,10 @@
 // Checkpoints of a run (DESIGN.md §4): <run_dir>/ckpt/step_000001000/{model.safetensors,
 // state.safetensors, DONE}. A checkpoint is written into "<name>.tmp", renamed, and DONE is written
 // last, so a run killed at any point leaves either a complete checkpoint or one that resume ignores.
-//   model.safetensors  the trained parameters (PyTorch-style names); metadata: step, task, config
-//   state.safetensors  "optim.*" optimizer moments and step counts, "task.*" task tensors (router
-//                      biases, ...); metadata: step, "task.*" values (data position, RNG streams),
-//                      "trainer.*" values (the open logging interval)
+//   model.safetensors  the model's state dict: parameters and buffers (router biases), PyTorch-style names;
+//                      metadata: step, task, config
+//   state.safetensors  "optim.*" optimizer moments and step counts, "task.*" task tensors; metadata: step,
+//                      "task.*" values (data position, RNG streams), "trainer.*" values (the open interval)
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -43,5 +43,8 @@ CheckpointData read_checkpoint(const CheckpointInfo& info);
 // Deletes all but the newest `keep` complete checkpoints (keep = 0 keeps all) and any incomplete
 // or temporary checkpoint directory.
 void prune_checkpoints(const std::filesystem::path& run_dir, int64_t keep);
+// Copies a checkpoint's model tensors into `model` (parameters and buffers; same names and shapes, no
+// extras). Throws moelab::Error listing every mismatch, naming the checkpoint directory.
+void load_model_state(nn::Module& model, const CheckpointData& data, const CheckpointInfo& info);
 
 }  // namespace moelab::experiments

@@ -26,15 +26,11 @@ CheckpointEval evaluate_checkpoint(const fs::path& run_dir, std::optional<int64_
   auto task = find_task(cfg.get_string("task")).make();
   TaskContext ctx;
   ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
-  // Empty: evaluating a checkpoint must not rewrite the run's files.
+  // No run_dir: evaluating a checkpoint must not rewrite the run's files.
   task->build(cfg, ctx);
-  for (auto& [name, p] : task->named_parameters()) {
-    const Tensor* saved = nn::find_tensor(d.model, name);
-    MOELAB_CHECK(saved, info.dir.string() << "/model.safetensors has no tensor " << name);
-    MOELAB_CHECK(saved->shape() == p.shape(), info.dir.string() << "/model.safetensors: " << name << " has shape "
-                                                                 << saved->shape().str() << ", the model " << p.shape().str());
-    p.copy_(*saved);
-  }
+  std::shared_ptr<nn::Module> model = task->make_model();
+  load_model_state(*model, d, info);
+  task->set_model(model);
   TaskState ts;
   for (const auto& [name, t] : d.state)
     if (name.rfind("task.", 0) == 0) ts.tensors.emplace_back(name.substr(5), t);
@@ -45,10 +41,16 @@ CheckpointEval evaluate_checkpoint(const fs::path& run_dir, std::optional<int64_
   CheckpointEval out;
   out.step = info.step;
   out.checkpoint = info.dir;
+  EvalContext ec(*model, info.step, true, nn::evaluation_draw_key(ctx.seed, info.step), Device::cpu());
   {
     NoGradGuard no_grad;
-    out.result = task->evaluate(info.step);
+    model->eval();
+    out.result = task->evaluate(ec);
   }
+  const int64_t rows = static_cast<int64_t>(task->label_names().size());
+  if (rows > 0)
+    for (const auto& [path, t] : ec.routing.layers())
+      out.label_mi_bits.emplace_back(path, moe::mutual_information_bits(t.label_matrix(rows), rows, t.num_experts));
   out.label_names = task->label_names();
   out.headline = task->headline_metrics();
   return out;

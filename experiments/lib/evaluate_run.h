@@ -1,6 +1,6 @@
 #pragma once
-// `moelab eval`: rebuilds a run's task from its config.toml, loads a checkpoint (weights and task
-// state such as router biases) and evaluates it.
+// `moelab eval`: rebuilds a run's task from its config.toml, loads a checkpoint (weights, buffers such as
+// router biases, task state) and runs the task's final evaluation on it.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -15,6 +15,7 @@ struct CheckpointEval {
   EvalResult result;
   std::vector<std::string> label_names;
   std::vector<std::string> headline;
+  std::vector<std::pair<std::string, double>> label_mi_bits;  // I(label; expert) per MoE layer path
 };
 
 // The newest complete checkpoint when `step` is empty. Throws moelab::Error (no checkpoint, mismatched

@@ -1,8 +1,11 @@
+// Micro-batches of one optimizer step: sequential batches, forwards and backwards on replicas, gradient sums.
 #include "experiments/lib/micro_batches.h"
 
 #include <omp.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <limits>
 #include <exception>
 
 #include "core/autograd/autograd.h"
@@ -16,54 +19,56 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-void check_workers_supported(const Task& task, const Config& cfg, Device device) {
+void check_workers_supported(const Config& cfg, Device device) {
   const int64_t workers = cfg.get_int("train.workers");
-  if (workers == 1) return;
-  const std::string where = cfg.origin("train.workers").str() + ": train.workers = " + std::to_string(workers);
-  if (!task.supports_workers())
-    throw ConfigError({where + ": task \"" + cfg.get_string("task") +
-                       "\" does not run concurrent micro-batches; use train.workers = 1"});
   // Workers exist to keep CPU cores busy; a GPU already runs each micro-batch's ops in parallel.
-  if (device.is_cuda())
-    throw ConfigError({where + ": concurrent micro-batches run on the CPU only; use train.workers = 1 with device = \"" +
+  if (workers > 1 && device.is_cuda())
+    throw ConfigError({cfg.origin("train.workers").str() + ": train.workers = " + std::to_string(workers) +
+                       ": concurrent micro-batches run on the CPU only; use train.workers = 1 with device = \"" +
                        cfg.get_string("device") + "\""});
 }
 
-MicroBatchRunner::MicroBatchRunner(Task& task, const Config& cfg, const NamedTensors& params)
+MicroBatchRunner::MicroBatchRunner(Task& task, nn::Module& model, const Config& cfg, uint64_t seed, Device device)
     : task_(task),
+      model_(model),
+      seed_(seed),
+      device_(device),
       accum_(static_cast<int>(cfg.get_int("train.grad_accum"))),
       workers_(static_cast<int>(cfg.get_int("train.workers"))) {
+  const NamedTensors params = model.named_parameters();
   for (const auto& [name, p] : params) params_.push_back(p);
+  // Tests poison the loss at an exact step to exercise the non-finite guard: MOELAB_TEST_NAN_AT_STEP=N (1-based).
+  if (const char* env = std::getenv("MOELAB_TEST_NAN_AT_STEP")) nan_at_step_ = std::atoll(env);
   if (workers_ == 1) return;
-  check_workers_supported(task_, cfg, Device::cpu());
-  task_.start_workers(workers_);
+  check_workers_supported(cfg, device);
   for (int w = 0; w < workers_; ++w) {
-    NamedTensors replica = task_.worker_parameters(w);
-    MOELAB_CHECK(replica.size() == params.size(), "worker " << w << " has " << replica.size() << " parameters, the model "
-                                                            << params.size());
+    std::shared_ptr<nn::Module> replica = task_.make_model();
+    replica->to(device);
+    replica->share_state_with(model);
+    replica->train(true);
     std::vector<Tensor> list;
-    for (size_t i = 0; i < replica.size(); ++i) {
-      MOELAB_CHECK(replica[i].first == params[i].first && replica[i].second.shape() == params[i].second.shape(),
-                   "worker " << w << " parameter " << i << " is " << replica[i].first << ", the model's "
-                             << params[i].first);
-      list.push_back(replica[i].second);
-    }
+    for (const auto& [name, p] : replica->named_parameters()) list.push_back(p);
     worker_params_.push_back(std::move(list));
+    replicas_.push_back(std::move(replica));
   }
   // Ops inside a worker run on its thread alone (the cpu kernels and OpenBLAS go serial in a parallel region).
   omp_set_max_active_levels(1);
 }
 
-MicroBatchOutcome MicroBatchRunner::forward_backward(int64_t step, int micro, int worker) {
+MicroBatchOutcome MicroBatchRunner::forward_backward(nn::Module& model, const nn::Batch& batch, int64_t step, int micro) {
   MicroBatchOutcome o;
   auto t0 = std::chrono::steady_clock::now();
-  o.result = workers_ > 1 ? task_.worker_step(step, micro, worker) : task_.train_step(step, micro);
+  nn::ForwardContext ctx(batch, step, nn::forward_draw_key(seed_, step, micro));
+  ctx.routing = &o.routing;
+  o.result = task_.train_step(model, batch, ctx);
+  if (nan_at_step_ == step + 1) o.result.loss = o.result.loss * std::numeric_limits<double>::quiet_NaN();
   const StepResult& r = o.result;
   MOELAB_CHECK(r.loss.defined() && r.loss.numel() == 1, "the task returned no scalar loss");
   o.loss = r.loss.item();
   Tensor total = r.loss;
-  for (const auto& aux : r.aux_losses) {
+  for (const auto& aux : ctx.aux_losses()) {
     o.aux_values.push_back(aux.value.item());
+    o.aux.push_back({aux.module, aux.name, aux.value.detach(), aux.weight});
     if (aux.weight != 0) total = total + aux.value * aux.weight;
   }
   if (accum_ > 1) total = total * (1.0 / accum_);
@@ -76,25 +81,28 @@ MicroBatchOutcome MicroBatchRunner::forward_backward(int64_t step, int micro, in
 
 std::vector<MicroBatchOutcome> MicroBatchRunner::run(int64_t step) {
   std::vector<MicroBatchOutcome> out(static_cast<size_t>(accum_));
+  std::vector<nn::Batch> batches(static_cast<size_t>(accum_));
   if (workers_ == 1) {
-    for (int micro = 0; micro < accum_; ++micro) out[micro] = forward_backward(step, micro, 0);
+    for (int micro = 0; micro < accum_; ++micro) {
+      nn::Batch b = task_.next_batch(step, micro).to(device_);
+      out[micro] = forward_backward(model_, b, step, micro);
+    }
     return out;
   }
-  for (int micro = 0; micro < accum_; ++micro) task_.prepare_micro_batch(step, micro);
+  for (int micro = 0; micro < accum_; ++micro) batches[micro] = task_.next_batch(step, micro).to(device_);
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers_));
 #pragma omp parallel num_threads(workers_)
   {
     // The team may be smaller than asked (OMP_DYNAMIC): the threads present share out every micro-batch.
     const int w = omp_get_thread_num(), team = omp_get_num_threads();
     try {
-      for (int micro = w; micro < accum_; micro += team) out[micro] = forward_backward(step, micro, w);
+      for (int micro = w; micro < accum_; micro += team) out[micro] = forward_backward(*replicas_[w], batches[micro], step, micro);
     } catch (...) {
       errors[w] = std::current_exception();
     }
   }
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
-  task_.end_worker_steps();
   sum_worker_gradients();
   return out;
 }

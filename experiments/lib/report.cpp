@@ -7,11 +7,12 @@
 #include <sstream>
 
 #include "core/io/atomic_file.h"
+#include "core/io/csv.h"
 #include "core/io/metrics.h"
 #include "core/io/svg.h"
 #include "core/io/text_util.h"
 #include "core/util/check.h"
-#include "experiments/lib/routing_math.h"
+#include "core/moe/routing_stats.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -75,15 +76,27 @@ bool positive(const Series& s) {
   return !s.y.empty();
 }
 
-// "layer_3" -> 3 (for sorting); unknown forms sort last.
-int layer_index(const std::string& key) {
-  if (key.rfind("layer_", 0) == 0) return std::atoi(key.c_str() + 6);
-  return 1 << 30;
+// Module paths in model order: digit runs compare as numbers ("blocks.2.moe" before "blocks.10.moe").
+bool path_before(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t ei = i, ej = j;
+      while (ei < a.size() && std::isdigit(static_cast<unsigned char>(a[ei]))) ++ei;
+      while (ej < b.size() && std::isdigit(static_cast<unsigned char>(b[ej]))) ++ej;
+      const long long x = std::stoll(a.substr(i, ei - i)), y = std::stoll(b.substr(j, ej - j));
+      if (x != y) return x < y;
+      i = ei, j = ej;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i, ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
 }
 
 std::string chart_card(const std::string& svg) { return "<div class=\"card\">" + svg + "</div>\n"; }
 
-std::string csv_number(double v) { return std::isfinite(v) ? io::format_double(v) : ""; }
 
 }  // namespace
 
@@ -102,14 +115,14 @@ std::vector<std::pair<std::string, std::vector<std::string>>> per_layer_names(co
       if (!v.is_object() || v.empty()) continue;
       bool numeric = true;
       for (const auto& [sub, x] : v.items())
-        if (!(x.is_number() || x.is_null()) || sub.rfind("layer_", 0) != 0) numeric = false;
+        if (!(x.is_number() || x.is_null())) numeric = false;
       if (numeric)
         for (const auto& [sub, x] : v.items()) found[k].insert(sub);
     }
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
   for (auto& [name, subs] : found) {
     std::vector<std::string> layers(subs.begin(), subs.end());
-    std::sort(layers.begin(), layers.end(), [](const auto& a, const auto& b) { return layer_index(a) < layer_index(b); });
+    std::sort(layers.begin(), layers.end(), path_before);
     out.emplace_back(name, layers);
   }
   return out;
@@ -197,7 +210,7 @@ fs::path write_report(const fs::path& run_dir) {
   }
   std::vector<std::string> load_layers;
   for (const auto& [layer, _] : loads) load_layers.push_back(layer);
-  std::sort(load_layers.begin(), load_layers.end(), [](const auto& a, const auto& b) { return layer_index(a) < layer_index(b); });
+  std::sort(load_layers.begin(), load_layers.end(), path_before);
   html << "<div id=\"expert-load\">\n<h3>Expert load over time (fraction of assignments)</h3>\n<div class=\"grid\">\n";
   for (const auto& layer : load_layers) {
     const auto& rows = loads[layer];
@@ -214,16 +227,15 @@ fs::path write_report(const fs::path& run_dir) {
     html << chart_card(io::svg_heatmap(matrix, {.title = "expert load, " + layer, .x_label = "step",
                                                 .y_label = "expert", .row_labels = row_labels, .col_labels = cols,
                                                 .cell = 18, .vmin = 0.0, .annotate = 0}));
-    std::ostringstream csv;
-    csv << "step";
-    for (size_t e = 0; e < experts; ++e) csv << ",expert_" << e;
-    csv << "\n";
+    std::vector<std::string> header{"step"};
+    for (size_t e = 0; e < experts; ++e) header.push_back("expert_" + std::to_string(e));
+    io::CsvTable table(header);
     for (const auto& [step, f] : rows) {
-      csv << step;
-      for (size_t e = 0; e < experts; ++e) csv << "," << csv_number(e < f.size() ? f[e] : 0.0);
-      csv << "\n";
+      std::vector<double> values{static_cast<double>(step)};
+      for (size_t e = 0; e < experts; ++e) values.push_back(e < f.size() ? f[e] : 0.0);
+      table.row(values);
     }
-    io::write_file_atomic((out_dir / ("expert_load_" + layer + ".csv")).string(), csv.str());
+    table.write((out_dir / ("expert_load_" + layer + ".csv")).string());
   }
   if (load_layers.empty()) html << "<p class=\"sub\">No MoE layer reported routing.</p>\n";
   html << "</div>\n</div>\n</section>\n";
@@ -247,14 +259,14 @@ fs::path write_report(const fs::path& run_dir) {
          << ", log2(#" << esc(label_kind) << "s) at most.</p>\n<div class=\"grid\">\n";
     std::vector<std::pair<std::string, json>> sorted;
     for (const auto& [k, v] : last_matrices->items()) sorted.emplace_back(k, v);
-    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return layer_index(a.first) < layer_index(b.first); });
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return path_before(a.first, b.first); });
     for (const auto& [layer, m] : sorted) {
       auto counts = m.get<std::vector<std::vector<double>>>();
       int64_t rows = static_cast<int64_t>(counts.size()), cols = rows ? static_cast<int64_t>(counts[0].size()) : 0;
       std::vector<double> flat;
       for (const auto& row : counts) flat.insert(flat.end(), row.begin(), row.end());
-      double mi = mutual_information_bits(flat, rows, cols);
-      double h = label_entropy_bits(flat, rows, cols);
+      double mi = moe::mutual_information_bits(flat, rows, cols);
+      double h = moe::label_entropy_bits(flat, rows, cols);
       std::vector<std::vector<double>> share = counts;
       for (auto& row : share) {
         double total = 0;
@@ -267,16 +279,8 @@ fs::path write_report(const fs::path& run_dir) {
       html << chart_card(io::svg_heatmap(share, {.title = layer + ": MI " + fmt(mi) + " of " + fmt(h) + " bits",
                                                  .x_label = "expert", .y_label = label_kind, .row_labels = row_labels,
                                                  .col_labels = col_labels, .vmin = 0.0, .vmax = 1.0}));
-      std::ostringstream csv;
-      csv << label_kind;
-      for (int64_t e = 0; e < cols; ++e) csv << ",expert_" << e;
-      csv << "\n";
-      for (int64_t i = 0; i < rows; ++i) {
-        csv << row_labels[i];
-        for (int64_t e = 0; e < cols; ++e) csv << "," << csv_number(counts[i][e]);
-        csv << "\n";
-      }
-      io::write_file_atomic((out_dir / ("labels_experts_" + layer + ".csv")).string(), csv.str());
+      io::write_file_atomic((out_dir / ("labels_experts_" + layer + ".csv")).string(),
+                            moe::labels_experts_csv(flat, rows, cols, row_labels));
     }
     html << "</div>\n";
   } else {
@@ -304,19 +308,18 @@ fs::path write_report(const fs::path& run_dir) {
     for (const auto& n : scalars)
       if (auto it = r.find(n); it != r.end() && (it->is_number() || it->is_null()))
         by_step[r["step"].get<int64_t>()][n] = it->is_number() ? it->get<double>() : NAN;
-  std::ostringstream csv;
-  csv << "step";
-  for (const auto& n : scalars) csv << "," << n;
-  csv << "\n";
+  std::vector<std::string> header{"step"};
+  header.insert(header.end(), scalars.begin(), scalars.end());
+  io::CsvTable table(header);
   for (const auto& [step, values] : by_step) {
-    csv << step;
+    std::vector<std::string> fields{std::to_string(step)};
     for (const auto& n : scalars) {
-      csv << ",";
-      if (auto it = values.find(n); it != values.end()) csv << csv_number(it->second);
+      auto it = values.find(n);
+      fields.push_back(it != values.end() && std::isfinite(it->second) ? io::csv_number(it->second) : "");
     }
-    csv << "\n";
+    table.row(fields);
   }
-  io::write_file_atomic((out_dir / "scalars.csv").string(), csv.str());
+  table.write((out_dir / "scalars.csv").string());
   fs::path index = out_dir / "index.html";
   io::write_file_atomic(index.string(), html.str());
   return index;

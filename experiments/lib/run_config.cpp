@@ -17,6 +17,8 @@ void declare_common_config(Schema& s) {
   s.add_section("train", "the training loop (shared by every task)");
   s.add_int("train.steps", 1000, "optimizer steps to train for (ignored when train.epochs > 0)").at_least(1);
   s.add_int("train.epochs", 0, "passes over the training data; > 0 overrides train.steps").at_least(0);
+  s.add_int("train.examples", 0, "training examples to see; > 0 overrides train.steps (not with train.epochs)")
+      .at_least(0);
   s.add_int("train.grad_accum", 1, "micro-batches accumulated into one optimizer step").at_least(1);
   s.add_int("train.eval_every", 0, "evaluate every N steps (0: only at the end)").at_least(0);
   s.add_int("train.checkpoint_every", 0, "checkpoint every N steps (0: only at the end)").at_least(0);
@@ -28,7 +30,7 @@ void declare_common_config(Schema& s) {
       .at_least(0);
   s.add_int("train.workers", 1,
             "micro-batches of one step trained concurrently, one thread and model replica each (needs "
-            "train.grad_accum >= workers; without routing noise or dropout, bitwise the result of train.threads = 1)")
+            "train.grad_accum >= workers; bitwise the result of train.threads = 1)")
       .range(1, 64);
   s.add_check([](const Config& c, io::ConfigReporter& r) {
     const int64_t workers = c.get_int("train.workers"), accum = c.get_int("train.grad_accum");
@@ -36,6 +38,12 @@ void declare_common_config(Schema& s) {
       r.error("train.workers", "train.workers = " + std::to_string(workers) + " exceeds train.grad_accum = " +
                                    std::to_string(accum) + ": each worker trains whole micro-batches of a step");
   });
+  s.add_check([](const Config& c, io::ConfigReporter& r) {
+    if (c.get_int("train.epochs") > 0 && c.get_int("train.examples") > 0)
+      r.error("train.examples", "train.examples and train.epochs both set the budget; keep one (or neither: train.steps)");
+  });
+  s.add_choice("train.on_non_finite", "stop", {"stop", "skip"},
+               "a NaN or Inf loss or gradient: stop the run (a checkpoint stays), or skip that step's update and go on");
   s.add_bool("train.allow_tf32", false,
              "CUDA: TF32 tensor-core maths in f32 matmuls (faster; about 1e-3 relative error instead of f32 rounding)");
 
@@ -54,6 +62,9 @@ void declare_common_config(Schema& s) {
   s.add_int("optim.warmup_steps", 0, "linear warmup steps").at_least(0);
   s.add_float("optim.min_lr_ratio", 0.0, "final learning rate as a fraction of optim.lr (cosine, linear)").range(0, 1);
   s.add_float("optim.clip_grad_norm", 1.0, "clip the global gradient norm to this value (0: off)").at_least(0);
+  s.add_string_list("optim.param_groups", {},
+                    "per-parameter settings, first match wins: \"PATTERN: lr_scale=X weight_decay=Y\" where PATTERN "
+                    "matches parameter names with * (e.g. \"*.router.*: lr_scale=0.1 weight_decay=0\")");
 
   s.add_open_section("notes", "free-form notes kept with the run (add keys with +notes.key=value)");
 }
@@ -93,8 +104,27 @@ Config load_run_config(const std::string& path, const std::vector<std::string>& 
   return cfg;
 }
 
+int64_t budget_steps(const Config& cfg, const Task& task) {
+  const int64_t accum = cfg.get_int("train.grad_accum");
+  auto no = [&](const std::string& key, const std::string& why) {
+    return ConfigError({cfg.origin(key).str() + ": " + key + ": task \"" + cfg.get_string("task") + "\" " + why +
+                        "; use train.steps"});
+  };
+  if (const int64_t epochs = cfg.get_int("train.epochs"); epochs > 0) {
+    const int64_t per_epoch = task.micro_batches_per_epoch();
+    if (per_epoch <= 0) throw no("train.epochs", "has no epochs");
+    return epochs * ((per_epoch + accum - 1) / accum);
+  }
+  if (const int64_t examples = cfg.get_int("train.examples"); examples > 0) {
+    const int64_t per_step = task.examples_per_micro_batch() * accum;
+    if (per_step <= 0) throw no("train.examples", "cannot count examples ahead");
+    return std::max<int64_t>(1, (examples + per_step - 1) / per_step);
+  }
+  return cfg.get_int("train.steps");
+}
+
 bool resume_may_change(const std::string& key) {
-  static const char* keys[] = {"train.steps", "train.epochs", "train.eval_every", "train.checkpoint_every",
+  static const char* keys[] = {"train.steps", "train.epochs", "train.examples", "train.eval_every", "train.checkpoint_every",
                                "train.keep_checkpoints", "train.log_every", "train.progress_every_s"};
   for (const char* k : keys)
     if (key == k) return true;

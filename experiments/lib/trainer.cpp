@@ -18,15 +18,12 @@
 #include "core/io/text_util.h"
 #include "core/nn/tensor_file.h"
 #include "core/ops/ops.h"
-#include "core/optim/clip.h"
-#include "core/optim/optimizer.h"
 #include "core/optim/schedule.h"
 #include "experiments/lib/checkpoint.h"
 #include "experiments/lib/event_replay.h"
 #include "experiments/lib/interval_stats.h"
-#include "experiments/lib/micro_batches.h"
 #include "experiments/lib/report.h"
-#include "experiments/lib/routing_math.h"
+#include "experiments/lib/training_step.h"
 #include "experiments/lib/run_config.h"
 #include "experiments/lib/run_dir.h"
 
@@ -36,24 +33,30 @@ namespace moelab::experiments {
 
 namespace {
 
-// Ctrl-C: the first press asks the loop to checkpoint and stop; a second one leaves at once.
+// Ctrl-C or SIGTERM: the first asks the loop to checkpoint and stop; a second one leaves at once.
 std::atomic<int> g_interrupts{0};
-extern "C" void on_sigint(int) {
-  if (g_interrupts.fetch_add(1) >= 1) ::_exit(130);
+std::atomic<int> g_signal{0};
+extern "C" void on_interrupt(int sig) {
+  g_signal = sig;
+  if (g_interrupts.fetch_add(1) >= 1) ::_exit(128 + sig);
 }
-class SigintScope {
+class InterruptScope {
  public:
-  SigintScope() {
+  InterruptScope() {
     g_interrupts = 0;
     struct sigaction sa {};
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
   }
-  ~SigintScope() { ::sigaction(SIGINT, &old_, nullptr); }
+  ~InterruptScope() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
 
  private:
-  struct sigaction old_ {};
+  struct sigaction old_int_ {}, old_term_ {};
 };
 
 std::string num(double v) {
@@ -68,33 +71,6 @@ std::string hex(double v) {
   return b;
 }
 
-// First non-finite element of a float tensor, or false.
-bool has_non_finite(const Tensor& t) {
-  if (!t.defined() || !is_floating(t.dtype())) return false;
-  if (t.dtype() == DType::f64) {
-    for (double v : t.to_vector<double>())
-      if (!std::isfinite(v)) return true;
-  } else {
-    for (float v : t.to_vector<float>())
-      if (!std::isfinite(v)) return true;
-  }
-  return false;
-}
-
-std::unique_ptr<optim::Optimizer> make_optimizer(const Config& cfg, const NamedTensors& params) {
-  std::string name = cfg.get_string("optim.name");
-  double lr = cfg.get_float("optim.lr"), wd = cfg.get_float("optim.weight_decay");
-  if (name == "sgd")
-    return std::make_unique<optim::SGD>(params, optim::SgdOptions{lr, cfg.get_float("optim.momentum"), wd, false});
-  if (name == "rmsprop")
-    return std::make_unique<optim::RMSprop>(
-        params, optim::RmspropOptions{lr, cfg.get_float("optim.alpha"), cfg.get_float("optim.eps"), wd,
-                                      cfg.get_bool("optim.centered")});
-  return std::make_unique<optim::AdamW>(
-      params, optim::AdamWOptions{lr, cfg.get_float("optim.beta1"), cfg.get_float("optim.beta2"),
-                                  cfg.get_float("optim.eps"), wd, cfg.get_bool("optim.no_decay_for_vectors")});
-}
-
 class Trainer {
  public:
   Trainer(const Config& cfg, const TrainerOptions& o) : cfg_(cfg), opt_(o) {}
@@ -106,7 +82,7 @@ class Trainer {
     out.run_dir = opt_.run_dir;
     out.status = "completed";
     {
-      SigintScope sigint;
+      InterruptScope interrupts;
       ProgressOptions popts;
       popts.mode = opt_.progress;
       popts.plain_every_s = cfg_.get_float("train.progress_every_s");
@@ -117,22 +93,22 @@ class Trainer {
         while (step_ < total_steps_) {
           train_one_step();
           ++step_;
-          task_->after_optimizer_step(step_ - 1);
           if (step_ % log_every_ == 0 || step_ == total_steps_) log_interval();
           if (eval_every_ > 0 && step_ % eval_every_ == 0) evaluate(true);
           if (checkpoint_every_ > 0 && step_ % checkpoint_every_ == 0) checkpoint();
-          progress.update(step_, {{"loss", last_loss_}, {"lr", optimizer_->lr()}});
+          progress.update(step_, {{"loss", last_loss_}, {"lr", training_->optimizer().lr()}});
           if (sigint_at_step_ == step_) ::raise(SIGINT);
           if (g_interrupts > 0 && step_ < total_steps_) {
             if (last_checkpoint_step_ != step_) checkpoint();
             out.status = "interrupted";
-            out.error = "interrupted by Ctrl-C at step " + std::to_string(step_) + "; continue with --resume";
+            out.error = std::string("interrupted by ") + (g_signal == SIGTERM ? "SIGTERM" : "Ctrl-C") + " at step " +
+                        std::to_string(step_) + "; continue with --resume";
             break;
           }
         }
         if (out.status == "completed") {
           if (last_eval_step_ != step_) evaluate(true);
-          else if (!have_eval_) evaluate(false);
+          else if (!have_eval_) evaluate(false);  // resumed after the final evaluation: for the summary
           if (last_checkpoint_step_ != step_) checkpoint();
         }
       } catch (const NonFiniteError& e) {
@@ -186,7 +162,8 @@ class Trainer {
       throw ConfigError({cfg_.origin("device").str() + ": " + e.message()});
     }
     set_cuda_allow_tf32(cfg_.get_bool("train.allow_tf32"));
-    check_workers_supported(*find_task(cfg_.get_string("task")).make(), cfg_, device);
+    check_workers_supported(cfg_, device);
+    device_ = device;
     fs::create_directories(opt_.run_dir);
     auto ckpt = opt_.resume ? latest_checkpoint(opt_.run_dir) : std::nullopt;
     if (!opt_.resume && (fs::exists(opt_.run_dir / "metrics.jsonl") || fs::exists(opt_.run_dir / "ckpt")))
@@ -209,25 +186,17 @@ class Trainer {
     ctx.run_dir = opt_.run_dir.string();
     ctx.log = [this](const std::string& line) { say(line); };
     task_->build(cfg_, ctx);
-    params_ = task_->named_parameters();
-    for (const auto& [name, p] : params_) param_list_.push_back(p);
-    micro_batches_ = std::make_unique<MicroBatchRunner>(*task_, cfg_, params_);
-
-    int64_t accum = cfg_.get_int("train.grad_accum");
-    total_steps_ = cfg_.get_int("train.steps");
-    int64_t epochs = cfg_.get_int("train.epochs");
-    if (epochs > 0) {
-      int64_t per_epoch = task_->micro_batches_per_epoch();
-      if (per_epoch <= 0)
-        throw ConfigError({cfg_.origin("train.epochs").str() + ": train.epochs: task \"" + cfg_.get_string("task") +
-                           "\" has no epochs; use train.steps"});
-      total_steps_ = epochs * ((per_epoch + accum - 1) / accum);
-    }
+    model_ = task_->make_model();
+    model_->to(device);
+    model_->train(true);
+    task_->set_model(model_);
+    seed_ = ctx.seed;
+    training_ = std::make_unique<TrainingStep>(*task_, *model_, cfg_, seed_, device);
+    total_steps_ = budget_steps(cfg_, *task_);
     log_every_ = cfg_.get_int("train.log_every");
     eval_every_ = cfg_.get_int("train.eval_every");
     checkpoint_every_ = cfg_.get_int("train.checkpoint_every");
 
-    optimizer_ = make_optimizer(cfg_, params_);
     schedule_.kind = optim::parse_schedule_kind(cfg_.get_string("optim.schedule"));
     schedule_.base_lr = cfg_.get_float("optim.lr");
     schedule_.min_lr = schedule_.base_lr * cfg_.get_float("optim.min_lr_ratio");
@@ -239,8 +208,7 @@ class Trainer {
                          std::to_string(total_steps_) + ") for the " + cfg_.get_string("optim.schedule") + " schedule"});
     schedule_.validate();
 
-    int64_t num_params = 0;
-    for (const auto& p : param_list_) num_params += p.numel();
+    const int64_t num_params = model_->num_parameters();
     io::MetricsWriterOptions mopts;
     if (ckpt) {
       restore(*ckpt);
@@ -264,19 +232,7 @@ class Trainer {
   void restore(const CheckpointInfo& info) {
     CheckpointData d = read_checkpoint(info);
     step_ = d.step;
-    std::vector<std::string> problems;
-    for (auto& [name, p] : params_) {
-      const Tensor* saved = nn::find_tensor(d.model, name);
-      if (!saved) problems.push_back("missing " + name);
-      else if (!(saved->shape() == p.shape())) problems.push_back(name + " has shape " + saved->shape().str() + ", the model " + p.shape().str());
-      else p.copy_(*saved);
-    }
-    if (d.model.size() != params_.size()) problems.push_back("the checkpoint holds " + std::to_string(d.model.size()) + " tensors, the model " + std::to_string(params_.size()));
-    if (!problems.empty()) {
-      std::string msg = info.dir.string() + "/model.safetensors does not match the model:";
-      for (const auto& p : problems) msg += " " + p + ";";
-      MOELAB_FAIL(msg);
-    }
+    load_model_state(*model_, d, info);
     NamedTensors opt_state;
     TaskState task_state;
     for (const auto& [name, t] : d.state) {
@@ -285,7 +241,7 @@ class Trainer {
     }
     for (const auto& [k, v] : d.state_metadata)
       if (k.rfind("task.", 0) == 0) task_state.values[k.substr(5)] = v;
-    optimizer_->load_state_dict(opt_state);
+    training_->optimizer().load_state_dict(opt_state);
     task_->load_state(task_state);
     auto meta = [&](const std::string& k) {
       auto it = d.state_metadata.find(k);
@@ -303,57 +259,28 @@ class Trainer {
                  std::to_string(threads_) + "; results will not match an uninterrupted run bit for bit");
   }
 
-  [[noreturn]] void non_finite(const std::string& what, double value) {
-    std::string culprit;
-    for (const auto& [name, p] : params_)
-      if (has_non_finite(p)) {
-        culprit = "parameter " + name;
-        break;
-      }
-    throw NonFiniteError("step " + std::to_string(step_ + 1) + ": non-finite " + what + " (" + num(value) +
-                         "); first offending tensor: " + (culprit.empty() ? what : culprit));
-  }
-
   void train_one_step() {
-    double lr = schedule_.lr_at(step_);
-    optimizer_->set_lr(lr);
+    const double lr = schedule_.lr_at(step_);
+    StepOutcome o = training_->run(step_, lr);
     double loss_sum = 0;
-    for (const MicroBatchOutcome& o : micro_batches_->run(step_)) {
-      const StepResult& r = o.result;
-      if (!std::isfinite(o.loss)) non_finite("loss", o.loss);
-      for (size_t i = 0; i < r.aux_losses.size(); ++i) {
-        const std::string& name = r.aux_losses[i].name;
-        const double v = o.aux_values[i];
-        if (!std::isfinite(v)) non_finite("auxiliary loss " + name, v);
-        auto [layer, term] = split_layer_name(name);
-        if (layer >= 0) interval_.add_layer_scalar("moe/" + term, layer, v);
-        else interval_.add_scalar("train/" + name, v);
+    for (const MicroBatchOutcome& m : o.micro) {
+      for (size_t i = 0; i < m.aux.size(); ++i) {
+        if (m.aux[i].module.empty()) interval_.add_scalar("train/" + m.aux[i].name, m.aux_values[i]);
+        else interval_.add_layer_scalar("moe/" + m.aux[i].name, m.aux[i].module, m.aux_values[i]);
       }
-      loss_sum += o.loss;
-      interval_.add_scalar("train/loss", o.loss);
-      for (const auto& [k, v] : r.metrics) interval_.add_scalar("train/" + k, v);
-      for (const auto& routing : r.routing) interval_.add_routing(routing);
+      loss_sum += m.loss;
+      interval_.add_scalar("train/loss", m.loss);
+      for (const auto& [k, v] : m.result.metrics) interval_.add_scalar("train/" + k, v);
     }
-    double clip = cfg_.get_float("optim.clip_grad_norm");
-    double norm = clip > 0 ? optim::clip_grad_norm(param_list_, clip) : optim::global_grad_norm(param_list_);
-    if (!std::isfinite(norm)) {
-      std::string culprit = "the gradient";
-      for (const auto& [name, p] : params_)
-        if (has_non_finite(p.grad())) {
-          culprit = "gradient of " + name;
-          break;
-        }
-      throw NonFiniteError("step " + std::to_string(step_ + 1) + ": non-finite gradient norm (" + num(norm) +
-                           "); first offending tensor: " + culprit);
+    if (o.skipped) {
+      say("warning: " + o.skip_reason + "; the step was skipped (train.on_non_finite = \"skip\")");
+      interval_.add_scalar("train/skipped_steps", 1.0);
+      return;
     }
-    {
-      NoGradGuard no_grad;
-      optimizer_->step();
-    }
-    optimizer_->zero_grad();
-    interval_.add_scalar("train/grad_norm", norm);
+    interval_.add_routing(o.routing);
+    interval_.add_scalar("train/grad_norm", o.grad_norm);
     interval_.add_scalar("train/lr", lr);
-    last_loss_ = loss_sum / micro_batches_->grad_accum();
+    last_loss_ = loss_sum / training_->grad_accum();
   }
 
   void log_interval() {
@@ -367,12 +294,17 @@ class Trainer {
   }
 
   void evaluate(bool log_it) {
+    const bool final = step_ >= total_steps_;
+    EvalContext ec(*model_, step_, final, nn::evaluation_draw_key(seed_, step_), device_);
     EvalResult e;
     {
       NoGradGuard no_grad;
-      e = task_->evaluate(step_);
+      model_->eval();
+      e = task_->evaluate(ec);
+      model_->train(true);
     }
     last_eval_ = e;
+    last_eval_routing_ = ec.routing;
     have_eval_ = true;
     if (!log_it) return;
     last_eval_step_ = step_;
@@ -382,54 +314,50 @@ class Trainer {
       rec.scalar(k, v);
       line += " " + k + " " + num(v);
     }
-    auto labels = task_->label_names();
-    std::vector<std::pair<int, double>> mi;
+    const std::vector<std::string> labels = task_->label_names();
+    const int64_t rows = static_cast<int64_t>(labels.size());
+    std::vector<std::pair<std::string, double>> mi;
     nlohmann::ordered_json matrices = nlohmann::ordered_json::object(), loads = nlohmann::ordered_json::object();
-    for (const auto& r : e.routing) {
-      std::string layer = "layer_" + std::to_string(r.layer);
-      loads[layer] = load_stats(r.expert_counts).fraction;
-      int64_t experts = static_cast<int64_t>(r.expert_counts.size());
-      if (experts == 0 || r.label_expert_counts.empty()) continue;
-      int64_t rows = static_cast<int64_t>(r.label_expert_counts.size()) / experts;
-      double bits = mutual_information_bits(r.label_expert_counts, rows, experts);
-      mi.emplace_back(r.layer, bits);
-      line += " mi/" + layer + " " + num(bits) + " bits";
-      nlohmann::ordered_json m = nlohmann::ordered_json::array();
+    for (const auto& [path, t] : ec.routing.layers()) {
+      loads[path] = t.load().fraction;
+      write_routing_files(path, t, ec.routing.record(path), labels);
+      if (rows == 0) continue;
+      const std::vector<double> m = t.label_matrix(rows);
+      const double bits = moe::mutual_information_bits(m, rows, t.num_experts);
+      mi.emplace_back(path, bits);
+      line += " mi/" + path + " " + num(bits) + " bits";
+      nlohmann::ordered_json matrix = nlohmann::ordered_json::array();
       for (int64_t i = 0; i < rows; ++i)
-        m.push_back(std::vector<double>(r.label_expert_counts.begin() + i * experts,
-                                        r.label_expert_counts.begin() + (i + 1) * experts));
-      matrices[layer] = m;
-      write_routing_csv(r, labels, rows, experts);
+        matrix.push_back(std::vector<double>(m.begin() + i * t.num_experts, m.begin() + (i + 1) * t.num_experts));
+      matrices[path] = matrix;
     }
     if (!mi.empty()) rec.per_layer("val/label_mi_bits", mi);
-    if (!e.routing.empty()) rec.json("val/load", loads);
+    if (!ec.routing.empty()) rec.json("val/load", loads);
     if (!matrices.empty()) rec.json("val/labels_experts", matrices);
     metrics_->write(rec);
     say(line);
   }
 
-  void write_routing_csv(const LayerRouting& r, const std::vector<std::string>& labels, int64_t rows, int64_t experts) {
-    std::ostringstream os;
-    os << "label";
-    for (int64_t e = 0; e < experts; ++e) os << ",expert_" << e;
-    os << "\n";
-    for (int64_t i = 0; i < rows; ++i) {
-      os << (i < static_cast<int64_t>(labels.size()) ? labels[i] : std::to_string(i));
-      for (int64_t e = 0; e < experts; ++e) os << "," << io::format_double(r.label_expert_counts[i * experts + e]);
-      os << "\n";
-    }
-    fs::create_directories(opt_.run_dir / "routing");
-    io::write_file_atomic((opt_.run_dir / "routing" / ("labels_experts_layer_" + std::to_string(r.layer) + ".csv")).string(),
-                          os.str());
+  // routing/labels_experts_<path>.csv (with labels) and routing/tokens_<path>.csv (the layer's latest
+  // evaluation forward, its first tokens).
+  void write_routing_files(const std::string& path, const moe::RoutingTally& t, const moe::RoutingRecord* record,
+                           const std::vector<std::string>& labels) {
+    const fs::path dir = opt_.run_dir / "routing";
+    fs::create_directories(dir);
+    const int64_t rows = static_cast<int64_t>(labels.size());
+    if (rows > 0)
+      io::write_file_atomic((dir / ("labels_experts_" + path + ".csv")).string(),
+                            moe::labels_experts_csv(t.label_matrix(rows), rows, t.num_experts, labels));
+    if (record) io::write_file_atomic((dir / ("tokens_" + path + ".csv")).string(), moe::token_records_csv(*record, 256));
   }
 
   void checkpoint() {
     metrics_->flush();  // everything logged up to a checkpoint is on disk before it counts as complete
     CheckpointData d;
     d.step = step_;
-    for (const auto& [name, p] : params_) d.model.emplace_back(name, p.detach());
+    for (const auto& [name, t] : model_->state_dict()) d.model.emplace_back(name, t);
     d.model_metadata = {{"step", std::to_string(step_)}, {"task", cfg_.get_string("task")}, {"config", cfg_.to_toml()}};
-    for (auto& [name, t] : optimizer_->state_dict()) d.state.emplace_back("optim." + name, t);
+    for (auto& [name, t] : training_->optimizer().state_dict()) d.state.emplace_back("optim." + name, t);
     TaskState ts;
     task_->save_state(ts);
     for (auto& [name, t] : ts.tensors) d.state.emplace_back("task." + name, t);
@@ -466,12 +394,10 @@ class Trainer {
     s["eval_step"] = have_eval_ ? step_ : -1;
     s["metrics"] = metrics;
     nlohmann::ordered_json mi = nlohmann::ordered_json::object();
-    for (const auto& r : last_eval_.routing) {
-      int64_t experts = static_cast<int64_t>(r.expert_counts.size());
-      if (experts == 0 || r.label_expert_counts.empty()) continue;
-      mi["layer_" + std::to_string(r.layer)] =
-          mutual_information_bits(r.label_expert_counts, static_cast<int64_t>(r.label_expert_counts.size()) / experts, experts);
-    }
+    const int64_t rows = static_cast<int64_t>(task_->label_names().size());
+    if (rows > 0)
+      for (const auto& [path, t] : last_eval_routing_.layers())
+        mi[path] = moe::mutual_information_bits(t.label_matrix(rows), rows, t.num_experts);
     s["label_mi_bits"] = mi;
     s["routing_labels"] = task_->label_names();
     s["label_kind"] = task_->label_kind();
@@ -485,17 +411,18 @@ class Trainer {
   TrainerOptions opt_;
   std::unique_ptr<RunLog> log_;
   std::unique_ptr<Task> task_;
-  NamedTensors params_;
-  std::vector<Tensor> param_list_;
-  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::shared_ptr<nn::Module> model_;
+  std::unique_ptr<TrainingStep> training_;
+  Device device_ = Device::cpu();
+  uint64_t seed_ = 0;
   optim::LrSchedule schedule_;
   std::unique_ptr<io::MetricsWriter> metrics_;
   Progress* progress_ = nullptr;
   IntervalStats interval_;
   EvalResult last_eval_;
+  moe::RoutingLog last_eval_routing_;
   bool have_eval_ = false;
   int threads_ = 1;
-  std::unique_ptr<MicroBatchRunner> micro_batches_;
   int64_t step_ = 0, total_steps_ = 0, log_every_ = 1, eval_every_ = 0, checkpoint_every_ = 0;
   int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1, sigint_at_step_ = -1;
   double last_loss_ = NAN, last_logged_loss_ = NAN;

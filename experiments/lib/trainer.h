@@ -13,6 +13,7 @@
 
 #include "core/util/progress.h"
 #include "experiments/lib/task.h"
+#include "experiments/lib/training_step.h"
 
 namespace moelab::experiments {
 
@@ -40,11 +41,5 @@ struct RunOutcome {
 // trained) throw ConfigError before anything is written; failures during training are reported in
 // the outcome (and in summary.json).
 RunOutcome run_training(const Config& cfg, const TrainerOptions& options);
-
-// Thrown when a non-finite value is found; what() names the step and the first offending tensor.
-class NonFiniteError : public Error {
- public:
-  using Error::Error;
-};
 
 }  // namespace moelab::experiments

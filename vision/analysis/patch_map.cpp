@@ -53,21 +53,14 @@ PatchExpertMap patch_expert_map(const moe::RoutingRecord& record, int64_t batch,
   MOELAB_CHECK(first_patch_token >= 0 && first_patch_token + grid * grid <= tokens,
                "patch_expert_map: " << grid << "x" << grid << " patches from token " << first_patch_token
                                     << " do not fit in " << tokens << " tokens");
+  const std::vector<int64_t> top = moe::top_expert_per_token(record);
   PatchExpertMap map;
   map.images = batch;
   map.grid = grid;
   map.experts.assign(batch * grid * grid, -1);
   for (int64_t b = 0; b < batch; ++b)
-    for (int64_t p = 0; p < grid * grid; ++p) {
-      const int64_t t = b * tokens + first_patch_token + p;
-      int64_t best = -1;
-      for (int64_t s = record.token_offsets[t]; s < record.token_offsets[t + 1]; ++s) {
-        const bool kept = record.slot_kept.empty() || record.slot_kept[s];
-        if (!kept || record.slot_expert[s] < 0) continue;
-        if (best < 0 || (!record.slot_weight.empty() && record.slot_weight[s] > record.slot_weight[best])) best = s;
-      }
-      map.experts[b * grid * grid + p] = best < 0 ? -1 : static_cast<int32_t>(record.slot_expert[best]);
-    }
+    for (int64_t p = 0; p < grid * grid; ++p)
+      map.experts[b * grid * grid + p] = static_cast<int32_t>(top[b * tokens + first_patch_token + p]);
   return map;
 }
 

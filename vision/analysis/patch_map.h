@@ -7,7 +7,7 @@
 
 #include <opencv2/core.hpp>
 
-#include "core/moe/router.h"
+#include "core/moe/routing_stats.h"
 #include "core/tensor/tensor.h"
 #include "vision/data/image_set.h"
 

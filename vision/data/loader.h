@@ -29,6 +29,7 @@ class ImageLoader {
 
   Batch next();
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t batch_size() const { return batch_size_; }
   int64_t epoch() const { return epoch_; }
   int64_t position() const { return position_; }  // batches already taken in this epoch
   void set_state(int64_t epoch, int64_t position);

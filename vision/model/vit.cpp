@@ -14,24 +14,6 @@ PatchEmbedKind parse_patch_embed(const std::string& name) {
   MOELAB_FAIL("unknown patch embedding '" << name << "'; use one of: conv, linear, conv_stem");
 }
 
-std::vector<int64_t> moe_block_indices(int64_t depth, int64_t every, const std::vector<int64_t>& layers) {
-  std::vector<int64_t> out;
-  if (!layers.empty()) {
-    for (int64_t l : layers) {
-      MOELAB_CHECK(l >= 0 && l < depth, "MoE layer index " << l << " is outside the " << depth << " blocks [0, "
-                                                           << depth << ")");
-      MOELAB_CHECK(std::find(out.begin(), out.end(), l) == out.end(), "MoE layer index " << l << " listed twice");
-      out.push_back(l);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  MOELAB_CHECK(every >= 0, "moe every must be >= 0, got " << every);
-  if (every == 0) return out;
-  for (int64_t i = every - 1; i < depth; i += every) out.push_back(i);
-  return out;
-}
-
 PatchEmbed::PatchEmbed(const ViTOptions& o, RngStream& rng)
     : Module("PatchEmbed"), kind(o.patch_embed), patch_size(o.patch_size), dim(o.dim) {
   const int64_t p = o.patch_size;
@@ -127,7 +109,7 @@ VisionTransformer::VisionTransformer(const ViTOptions& o, RngStream& rng, const 
   head = register_module("head", std::make_shared<nn::Linear>(o.dim, o.num_classes, true, rng, o.init, o.dtype));
 }
 
-nn::ForwardOutput VisionTransformer::forward_aux(const Tensor& images) {
+Tensor VisionTransformer::forward(const Tensor& images, nn::ForwardContext& ctx) {
   MOELAB_CHECK(images.dim() == 4 && images.size(1) == options.channels && images.size(2) == options.image_size &&
                    images.size(3) == options.image_size,
                "ViT: images " << images.shape().str() << " are not (B, " << options.channels << ", "
@@ -136,16 +118,10 @@ nn::ForwardOutput VisionTransformer::forward_aux(const Tensor& images) {
   Tensor x = patch_embed->forward(images);  // (B, N, d)
   if (options.class_token) x = concat({cls_token.expand({b, 1, options.dim}), x}, 1);
   x = x + pos_embed;
-  nn::ForwardOutput out;
-  for (size_t i = 0; i < blocks->size(); ++i) {
-    nn::ForwardOutput bo = (*blocks)[i].forward_aux(x);
-    x = bo.y;
-    out.absorb("blocks." + std::to_string(i), std::move(bo));
-  }
+  for (size_t i = 0; i < blocks->size(); ++i) x = (*blocks)[i].forward(x, ctx);
   x = norm->forward(x);
   Tensor pooled = options.class_token ? x.select(1, 0) : mean(x, {1});
-  out.y = head->forward(pooled);
-  return out;
+  return head->forward(pooled);
 }
 
 std::vector<std::pair<int64_t, nn::Module*>> VisionTransformer::moe_modules() const {

@@ -46,11 +46,6 @@ struct ViTOptions {
 // Builds the MoE FFN of block `block`: input and output (B, T, dim), returns aux losses and stats.
 using FfnFactory = std::function<std::shared_ptr<nn::Module>(int64_t block, RngStream& rng)>;
 
-// The indices of the MoE blocks: an explicit list when non-empty (checked against depth), else every
-// `every`-th block counting from the end of each group (every = 2 of depth 6 -> 1, 3, 5, as in V-MoE);
-// every = 0 and an empty list -> none.
-std::vector<int64_t> moe_block_indices(int64_t depth, int64_t every, const std::vector<int64_t>& layers);
-
 // images (B, C, H, W) -> tokens (B, N, dim)
 class PatchEmbed : public nn::Module {
  public:
@@ -69,10 +64,9 @@ class VisionTransformer : public nn::Module {
   // make_moe may be empty when options.moe_layers is empty.
   VisionTransformer(const ViTOptions& options, RngStream& rng, const FfnFactory& make_moe = {});
 
-  // images (B, C, H, W) -> y: logits (B, num_classes), with the MoE layers' aux losses and stats
-  // (names prefixed "blocks.<i>.moe.").
-  nn::ForwardOutput forward_aux(const Tensor& images) override;
-  Tensor forward(const Tensor& images) override { return forward_aux(images).y; }
+  // images (B, C, H, W) -> logits (B, num_classes); the MoE layers add their aux losses and routing to ctx.
+  Tensor forward(const Tensor& images, nn::ForwardContext& ctx) override;
+  using nn::Module::forward;
 
   // The MoE modules in block order (empty for a dense model).
   std::vector<std::pair<int64_t, nn::Module*>> moe_modules() const;

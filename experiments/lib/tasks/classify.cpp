@@ -1,19 +1,13 @@
 // Task `classify`: image classification with a ViT whose FFNs are MoE layers in the blocks the config
-// chooses (vision/model/vit.h), on Fashion-MNIST (vision/data). Cross-entropy training; evaluation on
-// a held-out validation split during training and on the test set at the end (accuracy, per-class
-// accuracy, confusion matrix; summary.json gets test_accuracy as a fraction). The routing monitor is
-// labelled by class, so the report shows which experts take which classes; per-patch expert maps show
-// where in an image each expert works.
+// chooses (vision/model/vit.h), on Fashion-MNIST (vision/data). Validation during training; the final
+// evaluation adds the test set (accuracy, confusion matrix, per-patch expert maps). Routing labels are the
+// classes, so the report shows which experts take which classes.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
 
 #include "core/moe/moe_layer.h"
-#include "core/moe/stats.h"
-#include "core/nn/layers.h"
-#include "core/io/atomic_file.h"
-#include "experiments/lib/interval_stats.h"
 #include "experiments/lib/moe_support.h"
 #include "experiments/lib/task.h"
 #include "experiments/lib/tasks/classify_report.h"
@@ -59,18 +53,14 @@ class ClassifyTask : public Task {
     s.add_choice("model.pool", "cls", {"cls", "mean"}, "classify from a class token or the mean of the patch tokens");
     s.add_float("model.dropout", 0.0, "residual dropout in the blocks").range(0, 0.9);
     s.add_float("model.init_std", 0.02, "std of the truncated-normal weight init").greater_than(0);
-    s.add_int("model.moe.every", 2, "an MoE FFN in every N-th block (blocks N-1, 2N-1, ...; V-MoE: 2); 0: dense")
-        .at_least(0);
-    s.add_int_list("model.moe.layers", {}, "explicit MoE block indices (overrides model.moe.every)");
-    declare_moe_config(s);
+    declare_moe_config(s, 2);
+    check_moe_layers_within(s, "model.depth");
 
     s.add_section("loss", "the training loss");
     s.add_float("loss.label_smoothing", 0.0, "label smoothing of the cross-entropy").range(0, 0.5);
     s.add_section("report", "what the run directory gets beyond the Trainer's report");
     s.add_int("report.patch_map_images", 10, "test images (one per class first) in the per-patch expert maps")
         .range(0, 64);
-    s.add_int("report.token_samples", 4, "test images whose per-token routing goes to routing/tokens_layer_<i>.csv")
-        .range(0, 1000);
 
     s.add_check([](const Config& c, io::ConfigReporter& r) {
       const int64_t dim = c.get_int("model.dim"), heads = c.get_int("model.num_heads");
@@ -91,37 +81,23 @@ class ClassifyTask : public Task {
           r.error("model.stem_channels", "conv_stem with patch size " + std::to_string(patch) + " needs at least " +
                                              std::to_string(convs) + " channel counts (one per stride-2 conv)");
       }
-      for (int64_t l : c.get_int_list("model.moe.layers"))
-        if (l < 0 || l >= c.get_int("model.depth"))
-          r.error("model.moe.layers", "MoE block index " + std::to_string(l) + " is outside [0, model.depth = " +
-                                          std::to_string(c.get_int("model.depth")) + ")");
     });
   }
 
   void build(const Config& cfg, const TaskContext& ctx) override {
     seed_ = ctx.seed;
     run_dir_ = ctx.run_dir;
-    log_ = ctx.log;
+    device_ = ctx.device;
     load_data(cfg);
     label_smoothing_ = cfg.get_float("loss.label_smoothing");
     eval_batch_ = cfg.get_int("data.eval_batch_size");
     patch_map_images_ = cfg.get_int("report.patch_map_images");
-    token_samples_ = cfg.get_int("report.token_samples");
     vision::AugmentConfig aug{static_cast<int>(cfg.get_int("data.augment.crop_padding")),
                               cfg.get_bool("data.augment.horizontal_flip")};
     loader_ = std::make_unique<vision::ImageLoader>(train_, cfg.get_int("data.batch_size"), aug, seed_);
-    // The Trainer's step count, so that evaluate() knows the final evaluation (which adds the test set).
-    const int64_t accum = cfg.get_int("train.grad_accum"), epochs = cfg.get_int("train.epochs");
-    total_steps_ = epochs > 0 ? epochs * ((loader_->batches_per_epoch() + accum - 1) / accum)
-                              : cfg.get_int("train.steps");
-
     vit_options_ = vit_options_from(cfg, train_);
     moe_config_ = moe_config_from(cfg);
-    model_ = make_model();
-    model_->to(ctx.device);
-    device_ = ctx.device;
-    model_->train();
-    if (log_) {
+    if (ctx.log) {
       std::string moe_desc = "dense";
       if (!vit_options_.moe_layers.empty()) {
         moe_desc = "MoE in blocks [";
@@ -129,68 +105,52 @@ class ClassifyTask : public Task {
           moe_desc += (i ? ", " : "") + std::to_string(vit_options_.moe_layers[i]);
         moe_desc += "]: " + moe_config_.describe();
       }
-      log_("classify: Fashion-MNIST " + std::to_string(train_.count) + " train / " + std::to_string(val_.count) +
-           " validation / " + std::to_string(test_.count) + " test images; ViT " +
-           std::to_string(vit_options_.num_tokens()) + " tokens of width " + std::to_string(vit_options_.dim) + ", " +
-           std::to_string(vit_options_.depth) + " blocks, " + moe_desc);
+      ctx.log("classify: Fashion-MNIST " + std::to_string(train_.count) + " train / " + std::to_string(val_.count) +
+              " validation / " + std::to_string(test_.count) + " test images; ViT " +
+              std::to_string(vit_options_.num_tokens()) + " tokens of width " + std::to_string(vit_options_.dim) +
+              ", " + std::to_string(vit_options_.depth) + " blocks, " + moe_desc);
     }
   }
 
-  NamedTensors named_parameters() override { return model_->named_parameters(); }
+  std::shared_ptr<nn::Module> make_model() override {
+    const int64_t d_ff = static_cast<int64_t>(std::llround(vit_options_.mlp_ratio * double(vit_options_.dim)));
+    moe::MoELayerOptions mo{.d_model = vit_options_.dim, .d_ff = d_ff, .seq_len = vit_options_.num_tokens(),
+                            .init = vit_options_.init};
+    RngStream init(seed_, "init");
+    return std::make_shared<vision::VisionTransformer>(vit_options_, init, [&](int64_t, RngStream& rng) {
+      return std::make_shared<moe::MoELayer>(moe_config_, mo, rng);
+    });
+  }
   int64_t micro_batches_per_epoch() const override { return loader_->batches_per_epoch(); }
+  int64_t examples_per_micro_batch() const override { return loader_->batch_size(); }
 
-  StepResult train_step(int64_t, int) override { return train_on(*model_, loader_->next()); }
+  nn::Batch next_batch(int64_t, int) override { return as_batch(loader_->next()); }
 
-  // Concurrent micro-batches: replicas of the ViT sharing model_'s weights; the batches are drawn in order.
-  bool supports_workers() const override { return true; }
-  void start_workers(int workers) override {
-    for (int w = 0; w < workers; ++w) {
-      auto replica = make_model();
-      replica->to(device_);
-      replica->share_state_with(*model_);
-      replicas_.push_back(replica);
-    }
-  }
-  NamedTensors worker_parameters(int worker) override { return replicas_.at(worker)->named_parameters(); }
-  void prepare_micro_batch(int64_t, int micro) override {
-    if (static_cast<int>(prepared_.size()) <= micro) prepared_.resize(micro + 1);
-    prepared_[micro] = loader_->next();
-  }
-  StepResult worker_step(int64_t step, int micro, int worker) override {
-    vision::VisionTransformer& replica = *replicas_.at(worker);
-    prepare_replica(replica, *model_, step, micro);
-    return train_on(replica, prepared_.at(micro));
-  }
-  void end_worker_steps() override {
-    for (auto& replica : replicas_) merge_replica_counts(*model_, *replica);
+  StepResult train_step(nn::Module& model, const nn::Batch& b, nn::ForwardContext& ctx) override {
+    Tensor logits = model.forward(b.images, ctx);
+    return {vision::classification_loss(logits, b.targets, label_smoothing_),
+            {{"accuracy", vision::batch_accuracy(logits, b.targets)}},
+            b.targets.numel()};
   }
 
-  void after_optimizer_step(int64_t) override { model_->after_optimizer_step_all(); }
-
-  EvalResult evaluate(int64_t step) override {
-    RoutingNoiseGuard keep_training_draws(*model_);
-    model_->eval();
+  EvalResult evaluate(EvalContext& ec) override {
     EvalResult r;
-    const bool final_eval = step >= total_steps_;
     if (val_.count > 0) {
-      SetEval v = evaluate_set(val_);
+      SetEval v = evaluate_set(ec, val_);
       r.metrics["val/loss"] = v.loss;
       r.metrics["val/accuracy"] = v.confusion.accuracy();
-      r.routing = std::move(v.routing);
     }
-    if (final_eval || val_.count == 0) {
-      SetEval t = evaluate_set(test_);
+    if (ec.final || val_.count == 0) {
+      ec.routing.clear();  // the report's routing heatmaps then show the test set
+      SetEval t = evaluate_set(ec, test_);
       r.metrics["test_accuracy"] = t.confusion.accuracy();
       r.metrics["test_loss"] = t.loss;
       if (val_.count == 0) {
         r.metrics["val/loss"] = t.loss;
         r.metrics["val/accuracy"] = t.confusion.accuracy();
       }
-      r.routing = t.routing;  // the report's routing heatmaps then show the test set
-      if (final_eval && !run_dir_.empty()) write_final_report(t);
+      if (ec.final && !run_dir_.empty()) write_final_report(ec.model, t);
     }
-    set_moe_labels(*model_, Tensor());
-    model_->train();
     return r;
   }
 
@@ -201,46 +161,23 @@ class ClassifyTask : public Task {
   void save_state(TaskState& state) const override {
     state.put_int("data.epoch", loader_->epoch());
     state.put_int("data.position", loader_->position());
-    save_model_state(*model_, state);
-    for (auto& [path, m] : model_->named_modules())
-      if (auto* d = dynamic_cast<nn::Dropout*>(m)) state.put_rng("dropout." + path, d->rng());
   }
   void load_state(const TaskState& state) override {
     loader_->set_state(state.get_int("data.epoch"), state.get_int("data.position"));
-    load_model_state(*model_, state);
-    for (auto& [path, m] : model_->named_modules())
-      if (auto* d = dynamic_cast<nn::Dropout*>(m)) d->rng() = state.get_rng("dropout." + path);
   }
 
  private:
   struct SetEval {
     double loss = 0;
     vision::ConfusionMatrix confusion{1};
-    std::vector<LayerRouting> routing;
   };
 
-  std::shared_ptr<vision::VisionTransformer> make_model() const {
-    const int64_t d_ff = static_cast<int64_t>(std::llround(vit_options_.mlp_ratio * double(vit_options_.dim)));
-    moe::MoELayerOptions mo{.d_model = vit_options_.dim, .d_ff = d_ff, .seq_len = vit_options_.num_tokens(),
-                            .init = vit_options_.init};
-    RngStream init(seed_, "init");
-    return std::make_shared<vision::VisionTransformer>(vit_options_, init, [&](int64_t, RngStream& rng) {
-      return std::make_shared<moe::MoELayer>(moe_config_, mo, rng);
-    });
-  }
-
-  StepResult train_on(vision::VisionTransformer& model, const Batch& b) const {
-    begin_routing_window(model);
-    set_moe_labels(model, b.labels);
-    Tensor labels = b.labels.to(device_);
-    nn::ForwardOutput f = model.forward_aux(b.images.to(device_));
-    StepResult r;
-    r.loss = vision::classification_loss(f.y, labels, label_smoothing_);
-    r.aux_losses = std::move(f.aux_losses);
-    r.metrics["accuracy"] = vision::batch_accuracy(f.y, labels);
-    r.routing = end_routing_window(model, train_.num_classes);
-    r.examples = b.labels.numel();
-    return r;
+  static nn::Batch as_batch(const Batch& b) {
+    nn::Batch out;
+    out.images = b.images;
+    out.targets = b.labels;
+    out.labels = b.labels;
+    return out;
   }
 
   static vision::ViTOptions vit_options_from(const Config& cfg, const ImageSet& set) {
@@ -258,8 +195,7 @@ class ClassifyTask : public Task {
     o.class_token = cfg.get_string("model.pool") == "cls";
     o.dropout = cfg.get_float("model.dropout");
     o.init = {nn::InitScheme::trunc_normal, cfg.get_float("model.init_std")};
-    o.moe_layers = vision::moe_block_indices(o.depth, cfg.get_int("model.moe.every"),
-                                             cfg.get_int_list("model.moe.layers"));
+    o.moe_layers = moe_blocks_from(cfg, o.depth);
     return o;
   }
 
@@ -291,21 +227,18 @@ class ClassifyTask : public Task {
     throw ConfigError({cfg.origin(key).str() + ": " + message});
   }
 
-  SetEval evaluate_set(const ImageSet& set) {
+  SetEval evaluate_set(EvalContext& ec, const ImageSet& set) {
     SetEval out;
     out.confusion = vision::ConfusionMatrix(set.num_classes);
-    begin_routing_window(*model_);
     double loss_sum = 0;
     for (int64_t start = 0; start < set.count; start += eval_batch_) {
-      Batch b = vision::batch_range(set, start, eval_batch_);
-      set_moe_labels(*model_, b.labels);
-      Tensor logits = model_->forward(b.images.to(device_));
-      const int64_t n = b.labels.numel();
-      loss_sum += vision::classification_loss(logits, b.labels.to(device_)).item() * static_cast<double>(n);
+      const nn::Batch b = as_batch(vision::batch_range(set, start, eval_batch_)).to(device_);
+      Tensor logits = ec.run(b, [&](nn::ForwardContext& ctx) { return ec.model.forward(b.images, ctx); });
+      const int64_t n = b.targets.numel();
+      loss_sum += vision::classification_loss(logits, b.targets).item() * static_cast<double>(n);
       out.confusion.add(b.labels.to_vector<int64_t>(), vision::predicted_classes(logits));
     }
     out.loss = set.count > 0 ? loss_sum / static_cast<double>(set.count) : 0.0;
-    out.routing = end_routing_window(*model_, set.num_classes);
     return out;
   }
 
@@ -323,54 +256,39 @@ class ClassifyTask : public Task {
     return picked;
   }
 
-  void write_final_report(const SetEval& t) {
+  void write_final_report(nn::Module& model, const SetEval& t) {
     ClassifyReport rep;
     rep.set_name = "test";
     rep.accuracy = t.confusion.accuracy();
     rep.loss = t.loss;
     rep.confusion = t.confusion;
     rep.class_names = test_.class_names;
-    rep.routing = t.routing;
-    auto moe_layers = moe::find_moe_layers(*model_);
-    for (auto& [path, layer] : moe_layers) rep.expert_counts.push_back(layer->cfg.num_experts);
-    // Per-patch maps and per-token samples come from one more forward of a few test images.
+    // Per-patch maps come from one more forward of a few test images, keeping each layer's routing record.
     const std::vector<int64_t> picked = patch_map_indices();
-    const int64_t samples = std::max<int64_t>(static_cast<int64_t>(picked.size()), std::min(token_samples_, test_.count));
-    if (!moe_layers.empty() && samples > 0) {
-      std::vector<int64_t> images = picked;
-      for (int64_t i = 0; static_cast<int64_t>(images.size()) < samples; ++i)
-        if (std::find(images.begin(), images.end(), i) == images.end()) images.push_back(i);
-      Batch b = vision::make_batch(test_, images);
-      set_moe_labels(*model_, b.labels);
-      model_->forward(b.images.to(device_));
+    if (!vit_options_.moe_layers.empty() && !picked.empty()) {
+      const nn::Batch b = as_batch(vision::make_batch(test_, picked)).to(device_);
+      moe::RoutingLog log(true);
+      nn::ForwardContext ctx(b);
+      ctx.routing = &log;
+      model.forward(b.images, ctx);
       const int64_t tokens = vit_options_.num_tokens(), first = vit_options_.class_token ? 1 : 0;
       vision::PatchMapPicture pic;
       pic.image_indices = picked;
       pic.scale = 5;
-      fs::create_directories(fs::path(run_dir_) / "routing");
-      for (auto& [path, layer] : moe_layers) {
-        pic.num_experts = std::max<int>(pic.num_experts, static_cast<int>(layer->cfg.num_experts));
-        const moe::RoutingRecord& rec = layer->last_record();
-        if (rec.num_tokens != static_cast<int64_t>(images.size()) * tokens) continue;  // soft_moe: no record
-        const int block = split_layer_name(path).first;
-        vision::PatchExpertMap all = vision::patch_expert_map(rec, static_cast<int64_t>(images.size()), tokens, first,
-                                                              vit_options_.grid_size());
-        vision::PatchExpertMap shown;
-        shown.images = static_cast<int64_t>(picked.size());
-        shown.grid = all.grid;
-        shown.experts.assign(all.experts.begin(), all.experts.begin() + shown.images * all.grid * all.grid);
-        pic.layers.push_back(shown);
-        pic.row_names.push_back("block " + std::to_string(block));
-        // Per-token samples: tokens of the first `token_samples_` images.
-        const int64_t sample_tokens = std::min<int64_t>(token_samples_, static_cast<int64_t>(images.size())) * tokens;
-        io::write_file_atomic((fs::path(run_dir_) / "routing" / ("tokens_layer_" + std::to_string(block) + ".csv")).string(),
-                              moe::token_records_csv(moe::token_records(rec, sample_tokens)));
+      for (const auto& [path, tally] : log.layers()) {
+        pic.num_experts = std::max<int>(pic.num_experts, static_cast<int>(tally.num_experts));
+        const moe::RoutingRecord* rec = log.record(path);
+        if (!rec) continue;  // soft_moe: no discrete choice
+        pic.layers.push_back(vision::patch_expert_map(*rec, static_cast<int64_t>(picked.size()), tokens, first,
+                                                      vit_options_.grid_size()));
+        pic.row_names.push_back(path);
       }
-      if (!pic.layers.empty() && !picked.empty()) {
+      if (!pic.layers.empty()) {
         cv::Mat png = vision::render_patch_maps(test_, pic);
+        fs::create_directories(fs::path(run_dir_) / "routing");
         vision::write_png((fs::path(run_dir_) / "routing" / "patch_maps.png").string(), png);
         rep.patch_map_png = vision::base64_encode(vision::encode_png(png));
-        rep.patch_map_caption = "Test images (top row) and, below, one row per MoE block: each patch tinted with the "
+        rep.patch_map_caption = "Test images (top row) and, below, one row per MoE layer: each patch tinted with the "
                                 "colour of the expert its token was sent to (its highest-weight expert); grey = "
                                 "dropped by capacity. Also in routing/patch_maps.png.";
       }
@@ -378,19 +296,16 @@ class ClassifyTask : public Task {
     write_classify_report(run_dir_, rep);
   }
 
+
   uint64_t seed_ = 0;
   Device device_ = Device::cpu();
   std::string run_dir_;
-  std::function<void(const std::string&)> log_;
   ImageSet train_, val_, test_;
   std::unique_ptr<vision::ImageLoader> loader_;
   vision::ViTOptions vit_options_;
   moe::MoEConfig moe_config_;
-  std::shared_ptr<vision::VisionTransformer> model_;
-  std::vector<std::shared_ptr<vision::VisionTransformer>> replicas_;  // one per worker (train.workers > 1)
-  std::vector<Batch> prepared_;                                      // the step's micro-batches, in order
   double label_smoothing_ = 0;
-  int64_t eval_batch_ = 500, total_steps_ = 0, patch_map_images_ = 10, token_samples_ = 4;
+  int64_t eval_batch_ = 500, patch_map_images_ = 10;
 };
 
 TaskRegistration reg{"classify", "image classification with a (MoE) Vision Transformer on Fashion-MNIST",

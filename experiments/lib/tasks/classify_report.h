@@ -1,8 +1,7 @@
 #pragma once
-// What the `classify` task adds to a run directory beyond the Trainer's files: the test confusion
-// matrix and per-class accuracy (classify/*.csv), per-token routing samples (routing/tokens_layer_<i>.csv),
-// per-patch expert maps (routing/patch_maps.png) and an HTML fragment with all of it plus per-layer
-// class x expert heatmaps with their mutual information (report/sections/classify.html).
+// What the `classify` task adds to a run directory beyond the Trainer's files: the test confusion matrix
+// and per-class accuracy (classify/*.csv), per-patch expert maps (routing/patch_maps.png) and an HTML
+// fragment with both (report/sections/classify.html).
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -19,8 +18,6 @@ struct ClassifyReport {
   double accuracy = 0, loss = 0;
   vision::ConfusionMatrix confusion{1};
   std::vector<std::string> class_names;
-  std::vector<LayerRouting> routing;       // labels x experts per MoE layer on that set
-  std::vector<int64_t> expert_counts;      // experts per MoE layer (same order as routing)
   std::string patch_map_png;               // PNG bytes as base64 ("" when there is no map)
   std::string patch_map_caption;
 };
