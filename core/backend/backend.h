@@ -21,6 +21,7 @@ class NotSupported : public Error {
 };
 
 enum class ReduceOp : uint8_t { sum, max, min };
+enum class Kernel : uint8_t;  // core/backend/kernel_support.h
 
 // The activation of an MoE expert FFN: relu, gelu (tanh form) or swiglu (silu(x W1) * (x W3)).
 enum class ExpertActivation : uint8_t { relu, gelu, swiglu };
@@ -43,6 +44,8 @@ class Backend {
   const char* name() const { return backend_name(kind()); }
   // False for the cuda stub or when no device is present.
   virtual bool available() const { return true; }
+  // Whether this backend runs kernel `k` on dtype `dt` (probed once, core/backend/kernel_support.h).
+  bool supports(Kernel k, DType dt);
 
   // ---- memory (device backends) ----
   virtual void* device_allocate(size_t nbytes, Device d);

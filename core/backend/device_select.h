@@ -3,6 +3,7 @@
 // program sets from its config. These work in every build: without CUDA they say it was not built.
 #include <string>
 
+#include "core/backend/backend.h"
 #include "core/tensor/device.h"
 
 namespace moelab {
@@ -10,6 +11,14 @@ namespace moelab {
 // Parses and validates a device key: "cpu", "cuda" (= cuda:0) or "cuda:N". Throws a clear error when
 // moelab was built without CUDA, when no CUDA device (or driver) is present, or when N is out of range.
 Device resolve_device(const std::string& spec);
+
+// What the CUDA library registers when it is linked (core/backend/cuda_registry.cpp).
+struct CudaRuntime {
+  Backend* (*backend)() = nullptr;
+  int (*device_count)() = nullptr;
+  std::string (*device_summary)(int index) = nullptr;
+};
+bool register_cuda_runtime(const CudaRuntime& runtime);
 
 // Number of usable CUDA devices: 0 when built without CUDA or when no driver/device is present.
 int cuda_device_count();

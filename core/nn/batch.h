@@ -22,7 +22,7 @@ struct Batch {
   // ---- inputs ----
   Tensor images;        // (B, C, H, W) float
   Tensor tokens;        // (B, T) i64 token ids
-  Tensor padding_mask;  // (B, T) u8: 1 = real token, 0 = padding (padded keys are masked in attention)
+  Tensor padding_mask;  // (B, T) i64 or i32: 1 = real token, 0 = padding (padded keys are masked in attention)
   Tensor features;      // (B, ...) float: any other input (regression inputs, observations)
   // ---- what the loss compares against ----
   Tensor targets;       // class ids, next tokens, regression targets, ...

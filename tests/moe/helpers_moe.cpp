@@ -13,14 +13,15 @@ Tensor randn(const Shape& shape, uint64_t seed, double std, DType dtype) {
   return rand_normal(shape, 0.0, std, rng, dtype);
 }
 
-Tensor naive_moe_forward(moe::MoELayer& layer, const Tensor& x2, const moe::RoutingRecord& rec, int64_t seq_len) {
-  moe::RouteOptions ro;
-  ro.training = false;
-  ro.seq_len = seq_len;
-  ro.replay = &rec;
-  ro.step = layer.step();
-  ro.token_ids = layer.context().token_ids;
-  moe::Routing r = layer.router->route(x2, ro);
+Tensor naive_moe_forward(moe::MoELayer& layer, const Tensor& x2, const moe::RoutingRecord& rec, int64_t seq_len,
+                         const std::vector<int64_t>& token_ids, int64_t step) {
+  moe::RouteInputs in;
+  in.training = false;
+  in.seq_len = seq_len;
+  in.replay = &rec;
+  in.step = step;
+  in.token_ids = token_ids;
+  moe::Routing r = layer.router->route(x2, in);
   int64_t T = x2.size(0);
   std::vector<Tensor> rows;
   for (int64_t t = 0; t < T; ++t) {
@@ -43,15 +44,15 @@ Tensor naive_moe_forward(moe::MoELayer& layer, const Tensor& x2, const moe::Rout
 
 Tensor naive_soft_moe_forward(moe::MoELayer& layer, const Tensor& x) {
   int64_t B = x.size(0), N = x.size(1);
-  int64_t E = layer.cfg.num_experts, S = layer.slots_per_expert();
-  Tensor phi = layer.router->weight;  // (E*S, d)
+  Tensor phi = layer.router->tensor("weight");  // (E*S, d)
+  int64_t E = layer.cfg.num_experts, S = phi.size(0) / E;
   std::vector<Tensor> outs;
   for (int64_t b = 0; b < B; ++b) {
     Tensor xb = x.select(0, b);  // (N, d)
     Tensor logits = matmul(xb, phi.t());
-    if (layer.cfg.soft_normalize) {
+    if (layer.cfg.option_bool("soft_normalize")) {
       auto norm = [](const Tensor& v) { return v / sqrt(add(sum(square(v), {-1}, true), 1e-12)); };
-      logits = matmul(norm(xb), norm(phi).t()) * layer.router->scale;
+      logits = matmul(norm(xb), norm(phi).t()) * layer.router->tensor("scale");
     }
     Tensor D = softmax(logits, 0), C = softmax(logits, 1);
     std::vector<Tensor> ys;
@@ -73,6 +74,28 @@ Tensor naive_soft_moe_forward(moe::MoELayer& layer, const Tensor& x) {
     y = y + sh.reshape(y.shape());
   }
   return y;
+}
+
+const moe::RoutingRecord& LayerRun::record(const nn::Module& layer) const {
+  const moe::RoutingRecord* r = log.record(layer.path());
+  MOELAB_CHECK(r, "no routing record for layer '" << layer.path() << "'");
+  return *r;
+}
+
+const moe::RoutingTally& LayerRun::tally(const nn::Module& layer) const {
+  const moe::RoutingTally* t = log.find(layer.path());
+  MOELAB_CHECK(t, "no routing tally for layer '" << layer.path() << "'");
+  return *t;
+}
+
+LayerRun run_layer(nn::Module& module, const Tensor& x, const nn::Batch& batch, int64_t step, uint64_t draw_key) {
+  LayerRun run;
+  nn::ForwardContext ctx(batch, step, draw_key);
+  ctx.routing = &run.log;
+  run.y = module.forward(x, ctx);
+  run.aux = ctx.aux_losses();
+  run.aux_total = ctx.total_aux_loss();
+  return run;
 }
 
 double max_rel_diff(const Tensor& a, const Tensor& b) {

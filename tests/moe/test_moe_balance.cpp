@@ -1,4 +1,4 @@
-// Balancing terms (specs/moe.md §2): hand-computed values on small fixed examples, float64 finite-
+// Balancing terms (docs/moe.md §2): hand-computed values on small fixed examples, float64 finite-
 // difference gradients (standalone and through the whole layer with the expert choice held fixed by
 // replay), and the aux-loss-free bias update equalizing a skewed router.
 #include <gtest/gtest.h>
@@ -132,30 +132,30 @@ size_t layer_fd_check(const MoEConfig& cfg, bool training, int64_t seed) {
   o.dtype = DType::f64;
   MoELayer layer(cfg, o, rng);
   layer.train(training);
-  if (layer.router->noise_weight.defined()) {
-    NoGradGuard ng;
-    layer.router->noise_weight.detach().copy_(test::randn(layer.router->noise_weight.shape(), seed + 7, 0.5, DType::f64));
-  }
+  for (auto& [name, p] : layer.router->named_parameters())
+    if (name == "noise_weight") {
+      NoGradGuard ng;
+      p.detach().copy_(test::randn(p.shape(), seed + 7, 0.5, DType::f64));
+    }
   Tensor x = test::randn(Shape{2, 6, 5}, seed + 1, 1.0, DType::f64);
   Tensor g = test::randn(Shape{2, 6, 5}, seed + 2, 1.0, DType::f64);
-  RngStream noise0 = layer.router->noise_rng;
-  moe::MoEForwardContext ctx;
+  // A fixed forward key: every evaluation of the loss draws the same noise.
+  const uint64_t key = 77;
+  nn::Batch batch;
   if (cfg.local_entropy_loss > 0) {
-    ctx.groups = Tensor::from_vector(std::vector<int64_t>{0, 1}, Shape{2});
-    ctx.num_groups = 2;
+    batch.groups = Tensor::from_vector(std::vector<int64_t>{0, 1}, Shape{2});
+    batch.num_groups = 2;
   }
-  layer.set_context(ctx);
-  layer.forward_aux(x);
-  if (cfg.router != moe::RouterKind::soft_moe) ctx.replay = std::make_shared<moe::RoutingRecord>(layer.last_record());
-  layer.set_context(ctx);
+  test::LayerRun first = test::run_layer(layer, x, batch, 0, key);
+  if (cfg.router != "soft_moe")
+    batch.replay = std::make_shared<nn::RoutingReplay>(
+        nn::RoutingReplay{{layer.path(), std::make_shared<moe::RoutingRecord>(first.record(layer))}});
   size_t num_terms = 0;
   auto total = [&](const Tensor& xin) {
-    layer.router->noise_rng = noise0;
-    nn::ForwardOutput out = layer.forward_aux(xin);
-    num_terms = out.aux_losses.size();
+    test::LayerRun out = test::run_layer(layer, xin, batch, 0, key);
+    num_terms = out.aux.size();
     Tensor t = sum(out.y * g);
-    Tensor aux = nn::total_aux_loss(out.aux_losses);
-    return aux.defined() ? t + aux : t;
+    return out.aux_total.defined() ? t + out.aux_total : t;
   };
   layer.zero_grad();
   Tensor xg = x.clone().requires_grad_();
@@ -225,24 +225,24 @@ TEST(MoeBalance, LayerGradientsWithChoiceHeldFixed) {
   c.score = moe::ScoreKind::sigmoid;
   c.renormalize = true;
   c.weight_scale = 2.0;
-  c.selection_bias = true;
+  moe::set_moe_config_value(c, "selection_bias", true);
   c.switch_loss_scope = moe::BalanceScope::sequence;
   cases.push_back({"sigmoid_bias_sequence_scope", c, true, 1});
   c = small();
   c.score = moe::ScoreKind::cosine;
-  c.softmax_order = moe::SoftmaxOrder::after;
+  moe::set_moe_config_value(c, "softmax_order", std::string("after"));
   c.cosine_dim = 3;
   c.temperature = 0.7;
   c.z_loss = 0.1;
   cases.push_back({"cosine_softmax_after", c, true, 2});
   c = small();
-  c.router = moe::RouterKind::expert_choice;
+  c.router = "expert_choice";
   c.z_loss = 0.1;
   c.global_entropy_loss = 0.3;
   c.global_entropy_threshold = 5.0;
   cases.push_back({"expert_choice", c, true, 3});
   c = small();
-  c.router = moe::RouterKind::sinkhorn;
+  c.router = "sinkhorn";
   cases.push_back({"sinkhorn", c, true, 1});
   c = small();
   c.capacity_mode = moe::CapacityMode::capacity;
@@ -254,9 +254,9 @@ TEST(MoeBalance, LayerGradientsWithChoiceHeldFixed) {
   c.activation = ExpertActivation::swiglu;
   cases.push_back({"capacity_probability_shared_swiglu", c, true, 1});
   c = small();
-  c.router = moe::RouterKind::soft_moe;
-  c.soft_normalize = true;
-  c.slots_per_expert = 2;
+  c.router = "soft_moe";
+  moe::set_moe_config_value(c, "soft_normalize", true);
+  moe::set_moe_config_value(c, "slots_per_expert", int64_t{2});
   c.shared_experts = 1;
   cases.push_back({"soft_moe", c, true, 0});
   int64_t seed = 100;
@@ -266,34 +266,15 @@ TEST(MoeBalance, LayerGradientsWithChoiceHeldFixed) {
   }
 }
 
-TEST(MoeBalance, GlobalScopeUsesCountsReducedAcrossRanks) {
+TEST(MoeBalance, GlobalScopeIsAConfigErrorWithoutACommunicator) {
   MoEConfig cfg = small(4, 2);
   cfg.switch_loss_scope = moe::BalanceScope::global;
+  std::vector<io::ConfigIssue> issues = cfg.validate("model.moe");
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].key, "model.moe.switch_loss_scope");
+  EXPECT_NE(issues[0].message.find("reduced over data-parallel ranks"), std::string::npos) << issues[0].message;
   RngStream rng(9, "init");
-  moe::MoELayerOptions o;
-  o.d_model = 5;
-  o.d_ff = 6;
-  o.dtype = DType::f64;
-  MoELayer layer(cfg, o, rng);
-  layer.eval();
-  Tensor x = test::randn(Shape{16, 5}, 10, 1.0, DType::f64);
-  double local = layer.forward_aux(x).aux_losses.at(0).value.item();
-  std::vector<double> counts(4, 0.0);
-  for (int64_t e : layer.last_record().slot_expert) counts[e] += 1;
-  moe::RouteOptions ro;
-  ro.training = false;
-  Tensor probs = layer.router->route(x, ro).probs;
-  EXPECT_NEAR(local, moe::switch_balance_loss(probs, counts, 16, 2).item(), 1e-12);
-  // A second rank that routed 16 tokens uniformly: f uses the summed counts and tokens, P stays local.
-  layer.set_count_reducer([](std::vector<double>& c) {
-    for (size_t i = 0; i + 1 < c.size(); ++i) c[i] += 8;
-    c.back() += 16;
-  });
-  double global = layer.forward_aux(x).aux_losses.at(0).value.item();
-  std::vector<double> summed = counts;
-  for (double& c : summed) c += 8;
-  EXPECT_NEAR(global, moe::switch_balance_loss(probs, summed, 32, 2).item(), 1e-12);
-  EXPECT_NE(global, local);
+  EXPECT_THROW(MoELayer(cfg, {.d_model = 5, .d_ff = 6}, rng), Error);
 }
 
 TEST(MoeBalance, BiasUpdateEqualizesASkewedRouter) {
@@ -302,9 +283,9 @@ TEST(MoeBalance, BiasUpdateEqualizesASkewedRouter) {
   cfg.top_k = 2;
   cfg.switch_loss = 0;
   cfg.score = moe::ScoreKind::sigmoid;
-  cfg.selection_bias = true;
-  cfg.bias_update_rate = 0.005;
-  cfg.bias_recenter = true;
+  moe::set_moe_config_value(cfg, "selection_bias", true);
+  moe::set_moe_config_value(cfg, "bias_update_rate", 0.005);
+  moe::set_moe_config_value(cfg, "bias_recenter", true);
   RngStream rng(5, "init");
   moe::MoELayerOptions o;
   o.d_model = 8;
@@ -313,7 +294,7 @@ TEST(MoeBalance, BiasUpdateEqualizesASkewedRouter) {
   {
     // Input feature 0 is a constant 1; its router column favours low expert ids strongly.
     NoGradGuard ng;
-    Tensor w = layer.router->weight.detach();
+    Tensor w = layer.router->tensor("weight").detach();
     std::vector<float> wv = w.to_vector<float>();
     for (int e = 0; e < 8; ++e) wv[e * 8] = 3.0f - 0.6f * float(e);
     w.copy_(Tensor::from_vector(wv, w.shape()));
@@ -324,38 +305,39 @@ TEST(MoeBalance, BiasUpdateEqualizesASkewedRouter) {
     for (int t = 0; t < 512; ++t) v[t * 8] = 1.0f;
     return Tensor::from_vector(v, Shape{512, 8});
   };
-  layer.forward(batch(0));
-  double cv0 = layer.last_stats().load_cv;
+  // One training step: a forward, then the update from that step's routing (what the Trainer passes).
+  auto train_step = [&](int64_t step) {
+    test::LayerRun run = test::run_layer(layer, batch(step));
+    layer.after_optimizer_step({step + 1, &run.log});
+    return run.tally(layer).load();
+  };
+  const moe::LoadStats first = train_step(0);
+  double cv0 = first.cv;
   EXPECT_GT(cv0, 1.0) << "the synthetic router must start skewed";
-  EXPECT_GT(layer.last_stats().unused_experts, 0);
+  EXPECT_GT(first.unused, 0);
   int64_t reached = -1;
-  for (int64_t step = 1; step <= 400; ++step) {
-    layer.forward(batch(step));
-    if (reached < 0 && layer.last_stats().load_cv < 0.2) reached = step;
-    layer.after_optimizer_step();
-  }
+  for (int64_t step = 1; step <= 400; ++step)
+    if (reached < 0 && train_step(step).cv < 0.2) reached = step;
   EXPECT_GT(reached, 0) << "load CV never fell below 0.2 (from " << cv0 << ")";
   EXPECT_LT(reached, 300);
   // Stays balanced afterwards; the recentred bias has zero mean; evaluation leaves it unchanged.
   double cv_sum = 0;
-  for (int64_t step = 401; step <= 420; ++step) {
-    layer.forward(batch(step));
-    cv_sum += layer.last_stats().load_cv;
-    layer.after_optimizer_step();
-  }
+  for (int64_t step = 401; step <= 420; ++step) cv_sum += train_step(step).cv;
   EXPECT_LT(cv_sum / 20, 0.2);
-  std::vector<double> b = layer.router->bias.to_vector<double>();
+  std::vector<double> b = layer.router->tensor("bias").to_vector<double>();
   double mb = 0;
   for (double v : b) mb += v / 8;
   EXPECT_NEAR(mb, 0.0, 1e-6);
+  // An evaluation forward is not part of any step's routing: the bias stays where training left it.
   layer.eval();
-  layer.forward(batch(500));
-  layer.after_optimizer_step();
-  EXPECT_EQ(layer.router->bias.to_vector<double>(), b) << "frozen in evaluation";
+  test::run_layer(layer, batch(500));
+  moe::RoutingLog no_training;
+  layer.after_optimizer_step({421, &no_training});
+  EXPECT_EQ(layer.router->tensor("bias").to_vector<double>(), b) << "frozen in evaluation";
 }
 
 TEST(MoeBalance, ExpertChoiceAndSoftMoeNeverDrop) {
-  for (auto router : {moe::RouterKind::expert_choice, moe::RouterKind::soft_moe}) {
+  for (std::string router : {"expert_choice", "soft_moe"}) {
     MoEConfig cfg;
     cfg.num_experts = 8;
     cfg.top_k = 2;
@@ -368,9 +350,9 @@ TEST(MoeBalance, ExpertChoiceAndSoftMoeNeverDrop) {
     o.seq_len = 32;
     MoELayer layer(cfg, o, rng);
     for (int i = 0; i < 3; ++i) {
-      layer.forward(test::randn(Shape{4, 32, 8}, 40 + i, 3.0));
-      EXPECT_EQ(layer.last_stats().dropped, 0);
-      EXPECT_EQ(layer.last_stats().dropped_fraction, 0.0);
+      test::LayerRun run = test::run_layer(layer, test::randn(Shape{4, 32, 8}, 40 + i, 3.0));
+      EXPECT_EQ(run.tally(layer).dropped, 0);
+      EXPECT_EQ(run.tally(layer).dropped_fraction(), 0.0);
     }
   }
 }

@@ -1,4 +1,4 @@
-// The invariants of specs/moe.md §6 for the MoE layer: dense equivalences, the fast path against a naive
+// The invariants of docs/moe.md §6 for the MoE layer: dense equivalences, the fast path against a naive
 // per-token loop for every router and capacity mode (forward and backward), capacity bounds, replay and
 // thread-count independence.
 #include <gtest/gtest.h>
@@ -62,7 +62,7 @@ TEST(MoeLayer, OneExpertTopOneEqualsDenseFfn) {
   EXPECT_LT(test::max_rel_diff(layer->experts->w2.grad().select(0, 0).t(), mlp.fc2->weight.grad()), 1e-4);
   EXPECT_LT(test::max_rel_diff(layer->experts->b2.grad().select(0, 0), mlp.fc2->bias.grad()), 1e-4);
   // The router gets no gradient: its only probability is 1.
-  std::vector<float> gr = layer->router->weight.grad().defined() ? layer->router->weight.grad().to_vector<float>()
+  std::vector<float> gr = layer->router->tensor("weight").grad().defined() ? layer->router->tensor("weight").grad().to_vector<float>()
                                                                   : std::vector<float>{0.f};
   for (float v : gr) EXPECT_NEAR(v, 0.f, 1e-6f);
 }
@@ -81,7 +81,7 @@ TEST(MoeLayer, TopKEqualsAllExpertsIsDenseMixture) {
   std::vector<Tensor> ga = test::param_grads(*layer);
   layer->zero_grad();
   Tensor xb = x0.clone().requires_grad_();
-  Tensor p = softmax(linear(xb, layer->router->weight), -1);
+  Tensor p = softmax(linear(xb, layer->router->tensor("weight")), -1);
   Tensor yb = mul(xb, 0.0);
   for (int64_t e = 0; e < E; ++e) yb = yb + layer->experts->forward_expert(e, xb) * p.slice(1, e, e + 1);
   sum(yb * g).backward();
@@ -108,7 +108,7 @@ std::vector<NamedConfig> all_router_configs() {
   MoEConfig c = base();
   out.push_back({"top_k_before_dropless", c});
   c = base();
-  c.softmax_order = moe::SoftmaxOrder::after;
+  moe::set_moe_config_value(c, "softmax_order", std::string("after"));
   c.activation = ExpertActivation::relu;
   c.capacity_mode = moe::CapacityMode::capacity;
   c.capacity_factor = 0.5;
@@ -118,7 +118,7 @@ std::vector<NamedConfig> all_router_configs() {
   c.score = moe::ScoreKind::sigmoid;
   c.renormalize = true;
   c.weight_scale = 2.5;
-  c.selection_bias = true;
+  moe::set_moe_config_value(c, "selection_bias", true);
   c.activation = ExpertActivation::swiglu;
   c.capacity_mode = moe::CapacityMode::capacity;
   c.capacity_factor = 0.75;
@@ -132,21 +132,21 @@ std::vector<NamedConfig> all_router_configs() {
   c.temperature = 0.5;
   out.push_back({"top_k_cosine", c});
   c = base();
-  c.router = moe::RouterKind::expert_choice;
+  c.router = "expert_choice";
   c.capacity_factor = 1.0;
   out.push_back({"expert_choice", c});
   c = base();
-  c.router = moe::RouterKind::hash;
+  c.router = "hash";
   out.push_back({"hash", c});
   c = base();
-  c.router = moe::RouterKind::random;
+  c.router = "random";
   c.top_k = 1;
   c.capacity_mode = moe::CapacityMode::capacity;
   c.capacity_factor = 1.0;
   c.min_capacity = 1;
   out.push_back({"random_capacity", c});
   c = base();
-  c.router = moe::RouterKind::sinkhorn;
+  c.router = "sinkhorn";
   c.renormalize = true;
   out.push_back({"sinkhorn", c});
   c = base();
@@ -155,12 +155,12 @@ std::vector<NamedConfig> all_router_configs() {
   c.expert_d_ff = 5;
   out.push_back({"shared_gated_fine_grained", c});
   c = base();
-  c.router = moe::RouterKind::soft_moe;
-  c.slots_per_expert = 2;
+  c.router = "soft_moe";
+  moe::set_moe_config_value(c, "slots_per_expert", int64_t{2});
   out.push_back({"soft_moe", c});
   c = base();
-  c.router = moe::RouterKind::soft_moe;
-  c.soft_normalize = true;
+  c.router = "soft_moe";
+  moe::set_moe_config_value(c, "soft_normalize", true);
   c.capacity_factor = 1.0;  // S = round(1.0 * 8 / 4) = 2
   c.shared_experts = 1;
   out.push_back({"soft_moe_normalized_shared", c});
@@ -172,19 +172,21 @@ TEST(MoeLayer, FastPathMatchesNaiveLoopForEveryRouter) {
   for (auto& [name, cfg] : all_router_configs()) {
     SCOPED_TRACE(name);
     auto layer = make_layer(cfg, d, f, N, DType::f64, 11);
-    if (cfg.selection_bias) {
+    if (cfg.router_options.count("selection_bias")) {
       NoGradGuard ng;
-      layer->router->bias.detach().copy_(Tensor::from_vector(std::vector<float>{0.3f, -0.2f, 0.f, 0.1f}, Shape{4}));
+      layer->router->tensor("bias").detach().copy_(Tensor::from_vector(std::vector<float>{0.3f, -0.2f, 0.f, 0.1f}, Shape{4}));
     }
     Tensor x0 = test::randn(Shape{B, N, d}, 12, 1.0, DType::f64), g = test::randn(Shape{B, N, d}, 13, 1.0, DType::f64);
     Tensor xa = x0.clone().requires_grad_();
-    Tensor ya = layer->forward(xa);
+    test::LayerRun run = test::run_layer(*layer, xa);
+    Tensor ya = run.y;
     sum(ya * g).backward();
     std::vector<Tensor> ga = test::param_grads(*layer);
-    moe::RoutingRecord rec = layer->last_record();
+    const bool soft = cfg.router == "soft_moe";
+    moe::RoutingRecord rec = soft ? moe::RoutingRecord() : run.record(*layer);
     layer->zero_grad();
     Tensor xb = x0.clone().requires_grad_();
-    Tensor yb = cfg.router == moe::RouterKind::soft_moe
+    Tensor yb = soft
                     ? test::naive_soft_moe_forward(*layer, xb)
                     : test::naive_moe_forward(*layer, xb.reshape(Shape{B * N, d}), rec, N).reshape(Shape{B, N, d});
     sum(yb * g).backward();
@@ -194,36 +196,37 @@ TEST(MoeLayer, FastPathMatchesNaiveLoopForEveryRouter) {
     auto names = layer->named_parameters();
     for (size_t i = 0; i < ga.size(); ++i) EXPECT_LT(test::max_rel_diff(ga[i], gb[i]), 1e-11) << names[i].first;
     if (cfg.capacity_mode == moe::CapacityMode::capacity) {
-      EXPECT_GT(layer->last_stats().dropped, 0);
+      EXPECT_GT(run.tally(*layer).dropped, 0);
     }
   }
 }
 
 TEST(MoeLayer, FastPathMatchesNaiveLoopForEveryTokenChoiceRouterAndCapacityMode) {
   int64_t B = 2, N = 8, d = 6, f = 7;
-  for (auto router : {moe::RouterKind::top_k, moe::RouterKind::sinkhorn, moe::RouterKind::hash, moe::RouterKind::random})
+  for (std::string router : {"top_k", "sinkhorn", "hash", "random"})
     for (int mode = 0; mode < 3; ++mode) {
       MoEConfig cfg;
       cfg.num_experts = 4;
       cfg.top_k = 2;
       cfg.router = router;
-      cfg.z_loss = router == moe::RouterKind::top_k ? 0.1 : 0.0;
+      cfg.z_loss = router == "top_k" ? 0.1 : 0.0;
       if (mode > 0) {
         cfg.capacity_mode = moe::CapacityMode::capacity;
         cfg.capacity_factor = 0.5;
         cfg.min_capacity = 1;
         cfg.drop_policy = mode == 1 ? moe::DropPolicy::position : moe::DropPolicy::probability;
       }
-      SCOPED_TRACE(std::string(moe::router_name(router)) + " mode " + std::to_string(mode));
+      SCOPED_TRACE(router + " mode " + std::to_string(mode));
       auto layer = make_layer(cfg, d, f, N, DType::f64, 71);
       Tensor x0 = test::randn(Shape{B, N, d}, 72, 1.0, DType::f64), g = test::randn(Shape{B, N, d}, 73, 1.0, DType::f64);
       Tensor xa = x0.clone().requires_grad_();
-      Tensor ya = layer->forward(xa);
+      test::LayerRun run = test::run_layer(*layer, xa);
+      Tensor ya = run.y;
       sum(ya * g).backward();
       std::vector<Tensor> ga = test::param_grads(*layer);
-      moe::RoutingRecord rec = layer->last_record();
+      moe::RoutingRecord rec = run.record(*layer);
       if (mode > 0) {
-        EXPECT_GT(layer->last_stats().dropped, 0);
+        EXPECT_GT(run.tally(*layer).dropped, 0);
       }
       layer->zero_grad();
       Tensor xb = x0.clone().requires_grad_();
@@ -242,14 +245,14 @@ TEST(MoeLayer, CapacityBoundsAndDroplessNeverDrops) {
     SCOPED_TRACE(name);
     MoEConfig cfg = cfg0;
     auto layer = make_layer(cfg, d, f, T, DType::f32, 21);
-    layer->forward(test::randn(Shape{T, d}, 22));
-    const moe::MoEStats& st = layer->last_stats();
+    test::LayerRun run = test::run_layer(*layer, test::randn(Shape{T, d}, 22));
+    const moe::RoutingTally& st = run.tally(*layer);
     if (cfg.capacity_mode == moe::CapacityMode::dropless) {
       EXPECT_EQ(st.dropped, 0);
-      EXPECT_EQ(st.dropped_fraction, 0.0);
+      EXPECT_EQ(st.dropped_fraction(), 0.0);
     }
-    if (cfg.router == moe::RouterKind::soft_moe) continue;
-    const moe::RoutingRecord& rec = layer->last_record();
+    if (cfg.router == "soft_moe") continue;
+    const moe::RoutingRecord& rec = run.record(*layer);
     std::vector<int64_t> kept(static_cast<size_t>(cfg.num_experts), 0), chosen(kept.size(), 0);
     for (size_t s = 0; s < rec.slot_expert.size(); ++s) {
       ++chosen[rec.slot_expert[s]];
@@ -264,7 +267,7 @@ TEST(MoeLayer, CapacityBoundsAndDroplessNeverDrops) {
       }
       EXPECT_EQ(st.dropped, naive_dropped);
     }
-    if (cfg.router == moe::RouterKind::expert_choice) {
+    if (cfg.router == "expert_choice") {
       int64_t C = std::llround(cfg.capacity_factor * double(T * cfg.top_k) / double(cfg.num_experts));
       for (size_t e = 0; e < kept.size(); ++e) EXPECT_EQ(kept[e], C) << "expert " << e << " takes exactly C tokens";
     }
@@ -273,19 +276,20 @@ TEST(MoeLayer, CapacityBoundsAndDroplessNeverDrops) {
 
 TEST(MoeLayer, ReplayReproducesTheForward) {
   for (auto& [name, cfg] : all_router_configs()) {
-    if (cfg.router == moe::RouterKind::soft_moe) continue;
+    if (cfg.router == "soft_moe") continue;
     SCOPED_TRACE(name);
     auto layer = make_layer(cfg, 6, 7, 10, DType::f32, 31);
     Tensor x = test::randn(Shape{2, 10, 6}, 32);
-    Tensor y1 = layer->forward(x);
-    auto rec = std::make_shared<moe::RoutingRecord>(layer->last_record());
-    layer->set_context({.replay = rec});
-    Tensor y2 = layer->forward(x);
-    EXPECT_EQ(test::max_rel_diff(y2, y1), 0.0);
+    test::LayerRun first = test::run_layer(*layer, x);
+    auto rec = std::make_shared<moe::RoutingRecord>(first.record(*layer));
+    nn::Batch replay;
+    replay.replay = std::make_shared<nn::RoutingReplay>(nn::RoutingReplay{{layer->path(), rec}});
+    // The random router draws again in a new forward: the replay holds its choice fixed too.
+    Tensor y2 = test::run_layer(*layer, x, replay, 0, 99).y;
+    EXPECT_EQ(test::max_rel_diff(y2, first.y), 0.0);
     // A different input replayed keeps the recorded experts.
-    layer->forward(test::randn(Shape{2, 10, 6}, 33));
-    EXPECT_EQ(layer->last_record().slot_expert, rec->slot_expert);
-    layer->clear_context();
+    test::LayerRun other = test::run_layer(*layer, test::randn(Shape{2, 10, 6}, 33), replay);
+    EXPECT_EQ(other.record(*layer).slot_expert, rec->slot_expert);
   }
 }
 
@@ -300,8 +304,8 @@ TEST(MoeLayer, ResultsDoNotDependOnThreadCount) {
     omp_set_num_threads(threads);
     auto layer = make_layer(cfg, 32, 64, 64, DType::f32, 41);
     Tensor x = test::randn(Shape{4, 64, 32}, 42).requires_grad_();
-    nn::ForwardOutput o = layer->forward_aux(x);
-    Tensor loss = sum(o.y * o.y) + nn::total_aux_loss(o.aux_losses);
+    test::LayerRun o = test::run_layer(*layer, x);
+    Tensor loss = sum(o.y * o.y) + o.aux_total;
     loss.backward();
     std::vector<float> all = o.y.to_vector<float>();
     for (Tensor g : test::param_grads(*layer)) {
@@ -316,7 +320,7 @@ TEST(MoeLayer, ResultsDoNotDependOnThreadCount) {
   EXPECT_TRUE(runs[0] == runs[1]);
 }
 
-TEST(MoeLayer, NoiseOnlyInTrainingAndDeterministic) {
+TEST(MoeLayer, NoiseOnlyInTrainingAndKeyedByTheForward) {
   for (auto noise : {moe::NoiseKind::jitter, moe::NoiseKind::gaussian, moe::NoiseKind::learned}) {
     MoEConfig cfg;
     cfg.noise = noise;
@@ -325,31 +329,42 @@ TEST(MoeLayer, NoiseOnlyInTrainingAndDeterministic) {
     auto a = make_layer(cfg, 6, 7, 0, DType::f32, 51), b = make_layer(cfg, 6, 7, 0, DType::f32, 51);
     if (noise == moe::NoiseKind::learned) {
       NoGradGuard ng;
-      a->router->noise_weight.detach().fill_(0.5);
-      b->router->noise_weight.detach().fill_(0.5);
+      a->router->tensor("noise_weight").detach().fill_(0.5);
+      b->router->tensor("noise_weight").detach().fill_(0.5);
     }
     Tensor x = test::randn(Shape{40, 6}, 52);
     a->eval();
-    Tensor e1 = a->forward(x), e2 = a->forward(x);
-    EXPECT_EQ(test::max_rel_diff(e1, e2), 0.0) << "evaluation is deterministic";
+    Tensor e1 = test::run_layer(*a, x, {}, 0, 1).y, e2 = test::run_layer(*a, x, {}, 0, 2).y;
+    EXPECT_EQ(test::max_rel_diff(e1, e2), 0.0) << "evaluation draws no noise";
     a->train();
-    Tensor t1 = a->forward(x), t2 = a->forward(x), tb = b->forward(x);
-    EXPECT_GT(test::max_rel_diff(t1, t2), 1e-4) << "training draws fresh noise for noise " << moe::noise_name(noise);
-    EXPECT_EQ(test::max_rel_diff(t1, tb), 0.0) << "the same seed draws the same noise";
+    Tensor t1 = test::run_layer(*a, x, {}, 0, 1).y, t2 = test::run_layer(*a, x, {}, 0, 2).y;
+    Tensor t1_again = test::run_layer(*a, x, {}, 0, 1).y, tb = test::run_layer(*b, x, {}, 0, 1).y;
+    EXPECT_GT(test::max_rel_diff(t1, t2), 1e-4) << "another forward draws other noise for noise " << moe::noise_name(noise);
+    EXPECT_EQ(test::max_rel_diff(t1, t1_again), 0.0) << "the same forward key draws the same noise";
+    EXPECT_EQ(test::max_rel_diff(t1, tb), 0.0) << "a replica with the same weights draws the same noise";
   }
 }
 
-TEST(MoeLayer, TemperatureAnnealsLinearly) {
+TEST(MoeLayer, TemperatureAnnealsLinearlyWithTheContextStep) {
   MoEConfig cfg;
+  cfg.num_experts = 4;
+  cfg.top_k = 4;  // every expert contributes, so the output depends on the tempered probabilities
   cfg.temperature = 2.0;
   cfg.temperature_final = 0.5;
   cfg.temperature_anneal_steps = 10;
-  auto layer = make_layer(cfg, 4, 4, 0, DType::f32);
+  auto layer = make_layer(cfg, 4, 4, 0, DType::f64);
   EXPECT_DOUBLE_EQ(layer->router->temperature_at(0), 2.0);
   EXPECT_DOUBLE_EQ(layer->router->temperature_at(5), 1.25);
   EXPECT_DOUBLE_EQ(layer->router->temperature_at(50), 0.5);
-  for (int i = 0; i < 5; ++i) layer->after_optimizer_step();
-  EXPECT_EQ(layer->step(), 5);
+  // A forward at step 5 routes as a layer of constant temperature 1.25 with the same weights.
+  MoEConfig fixed = cfg;
+  fixed.temperature = 1.25;
+  fixed.temperature_anneal_steps = 0;
+  auto constant = make_layer(fixed, 4, 4, 0, DType::f64);
+  Tensor x = test::randn(Shape{12, 4}, 53, 1.0, DType::f64);
+  Tensor at5 = test::run_layer(*layer, x, {}, 5).y;
+  EXPECT_LT(test::max_rel_diff(at5, test::run_layer(*constant, x).y), 1e-14);
+  EXPECT_GT(test::max_rel_diff(at5, test::run_layer(*layer, x, {}, 0).y), 1e-6);
 }
 
 TEST(MoeLayer, DropsIntoTransformerBlockWithNamedParameters) {
@@ -373,14 +388,17 @@ TEST(MoeLayer, DropsIntoTransformerBlockWithNamedParameters) {
   for (std::string want : {"moe.router.weight", "moe.experts.w1", "moe.experts.b1", "moe.experts.w2", "moe.experts.b2",
                            "moe.shared_experts.w1", "moe.shared_expert_gate.weight"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
-  nn::ForwardOutput o = block.forward_aux(test::randn(Shape{2, 5, 8}, 62));
+  test::LayerRun o = test::run_layer(block, test::randn(Shape{2, 5, 8}, 62));
   EXPECT_EQ(o.y.shape(), Shape({2, 5, 8}));
   std::vector<std::string> terms;
-  for (auto& a : o.aux_losses) terms.push_back(a.name);
+  for (auto& a : o.aux) terms.push_back(a.full_name());
   EXPECT_EQ(terms, (std::vector<std::string>{"moe.switch_loss", "moe.z_loss"}));
-  bool has_load = false;
-  for (auto& [n, t] : o.stats) has_load = has_load || (n == "moe.load" && t.numel() == 4);
-  EXPECT_TRUE(has_load);
+  // Routing is tallied under the layer's path: 2 x 5 tokens, one choice each per top_k.
+  const moe::RoutingTally& t = o.tally(*moe_layer);
+  EXPECT_EQ(moe_layer->path(), "moe");
+  EXPECT_EQ(t.tokens, 10);
+  EXPECT_EQ(t.expert_counts.size(), 4u);
+  EXPECT_DOUBLE_EQ(t.assignments, 10.0 * cfg.top_k);
 }
 
 }  // namespace

@@ -45,7 +45,8 @@ struct Task {
   }
 };
 
-double train(nn::Module& model, const Task& task, moe::MoELayer* moe_layer, int steps) {
+// Trains `model` and returns its evaluation MSE; *mi gets I(cluster; expert) of the evaluation routing.
+double train(nn::Module& model, const Task& task, int steps, double* mi) {
   optim::AdamWOptions ao;
   ao.lr = 1e-2;
   ao.weight_decay = 0.0;
@@ -53,24 +54,30 @@ double train(nn::Module& model, const Task& task, moe::MoELayer* moe_layer, int 
   for (int step = 0; step < steps; ++step) {
     Tensor x, y, labels;
     task.sample(256, 1000 + step, x, y, labels);
-    nn::ForwardOutput out = model.forward_aux(x);
-    Tensor loss = mse_loss(out.y, y);
-    Tensor aux = nn::total_aux_loss(out.aux_losses);
+    moe::RoutingLog routing;
+    nn::Batch batch;
+    nn::ForwardContext ctx(batch, step);
+    ctx.routing = &routing;
+    Tensor loss = mse_loss(model.forward(x, ctx), y);
+    Tensor aux = ctx.total_aux_loss();
     if (aux.defined()) loss = loss + aux;
     opt.zero_grad();
     loss.backward();
     opt.step();
-    model.after_optimizer_step_all();
+    model.after_optimizer_step_all({step + 1, &routing});
   }
   model.eval();
   Tensor x, y, labels;
   task.sample(4096, 7, x, y, labels);
-  if (moe_layer) {
-    moe_layer->monitor().reset();
-    moe_layer->set_context({.labels = labels});
-  }
+  nn::Batch batch;
+  batch.labels = labels;
+  moe::RoutingLog routing;
+  nn::ForwardContext ctx(batch, steps);
+  ctx.routing = &routing;
   NoGradGuard ng;
-  return mse_loss(model.forward(x), y).item();
+  const double loss = mse_loss(model.forward(x, ctx), y).item();
+  if (mi && !routing.empty()) *mi = routing.layers().front().second.label_mi_bits();
+  return loss;
 }
 
 TEST(MoeLearning, MixtureOfFunctionsBeatsDenseWithSameActiveParameters) {
@@ -87,15 +94,15 @@ TEST(MoeLearning, MixtureOfFunctionsBeatsDenseWithSameActiveParameters) {
   mo.d_model = kD;
   mo.d_ff = kHidden;
   moe::MoELayer moe_layer(cfg, mo, rng_moe);
-  double moe_loss = train(moe_layer, task, &moe_layer, steps);
-  double mi = moe_layer.monitor().mutual_information_bits();
+  double mi = 0;
+  double moe_loss = train(moe_layer, task, steps, &mi);
 
   RngStream rng_dense(1, "init");
   nn::MlpOptions dense_opt;
   dense_opt.dim = kD;
   dense_opt.hidden = kHidden;
   nn::MLP dense(dense_opt, rng_dense);
-  double dense_loss = train(dense, task, nullptr, steps);
+  double dense_loss = train(dense, task, steps, nullptr);
 
   // Same active parameters: each token uses one expert of the dense MLP's size.
   EXPECT_EQ(moe_layer.experts->w1.numel() / cfg.num_experts + moe_layer.experts->w2.numel() / cfg.num_experts,

@@ -312,15 +312,8 @@ void CudaBackend::synchronize() {
   }
 }
 
-Backend& cuda_backend() {
-  static CudaBackend b;
-  return b;
-}
-bool cuda_built() { return true; }
-
-int cuda_device_count() { return cuda::device_count(); }
-
-std::string cuda_device_summary(int index) {
+namespace {
+std::string device_summary(int index) {
   cuda::Context& c = cuda::context();
   if (c.count == 0) {
     if (c.probe_error != cudaSuccess)
@@ -340,5 +333,15 @@ std::string cuda_device_summary(int index) {
      << (driver % 1000) / 10 << ")";
   return os.str();
 }
+
+
+Backend* backend() {
+  static CudaBackend b;
+  return &b;
+}
+
+// Registered at static initialization; the library is whole-archived into programs (core/CMakeLists.txt).
+const bool registered = register_cuda_runtime({&backend, &cuda::device_count, &device_summary});
+}  // namespace
 
 }  // namespace moelab
