@@ -19,7 +19,7 @@ namespace moelab {
 
 namespace {
 
-constexpr int64_t kQueryTile = 64, kKeyTile = 64;
+constexpr int64_t kQueryTile = 64, kKeyTile = 128;
 
 template <typename T>
 struct Operand {  // one (B, H, T, D) input with a unit last-dim stride
@@ -101,6 +101,7 @@ void forward_tile(const Problem& p, const Operand<T>& q, const Operand<T>& k, co
     for (int64_t r = 0; r < mq; ++r) {
       T* sr = S + r * kKeyTile;
       T mx = m[r];
+#pragma omp simd reduction(max : mx)
       for (int64_t c = 0; c < nk; ++c) mx = sr[c] > mx ? sr[c] : mx;
       if (mx == -std::numeric_limits<T>::infinity()) {  // nothing seen yet: p = 0, out stays 0
         std::fill(sr, sr + nk, T(0));
