@@ -1,5 +1,6 @@
-// `moelab bench ops`: our matmul op against raw OpenBLAS cblas_sgemm at several sizes, and one pre-LN
-// transformer block's forward + backward against the time its GEMM FLOPs take as raw sgemm calls.
+// `moelab bench ops`: our matmul op against raw OpenBLAS cblas_sgemm at several sizes, one pre-LN
+// transformer block's forward + backward against the time its GEMM FLOPs take as raw sgemm calls, and
+// attention forward + backward: the fused op against the composed one and against its GEMMs as raw sgemm.
 // Both sides are measured in the same run, interleaved; each figure is the median of the repeats
 // after a warm-up. Prints a table and one JSON line per row.
 #include <cblas.h>
@@ -15,7 +16,9 @@
 #include "bench/lib/bench.h"
 #include "core/autograd/autograd.h"
 #include "core/nn/transformer.h"
+#include "core/ops/op_util.h"
 #include "core/ops/ops.h"
+#include "core/tensor/storage.h"
 #include "core/util/rng.h"
 
 namespace moelab::bench {
@@ -35,22 +38,35 @@ template <typename F> double time_once(F&& f) {
   return now_s() - t0;
 }
 
+struct AttentionBenchOptions {
+  std::vector<int64_t> tokens = {256, 1024}, batches = {1, 8};
+  int64_t heads = 4, head_dim = 64;
+  int repeats = 0;
+  bool quick = false;
+};
+
 struct Options {
   std::vector<int64_t> sizes = {256, 512, 1024, 2048};
   int64_t block_tokens = 256, block_dim = 256, block_heads = 4, block_batch = 1;
   int repeats = 0;  // 0: chosen per size (about a second per row)
   bool quick = false;
+  AttentionBenchOptions attention;
+  bool attention_only = false;
 };
 
 void usage(const char* argv0) {
   std::printf(
       "usage: %s [--sizes 256,512,1024,2048] [--tokens 256] [--dim 256] [--heads 4] [--batch 1] [--repeats N] "
-      "[--quick]\n"
+      "[--quick] [--attention-tokens 256,1024] [--attention-batches 1,8] [--attention-only]\n"
       "  matmul rows: GFLOP/s of moelab's matmul op (f32, includes allocating the output) and of cblas_sgemm into a\n"
       "  preallocated output, median of repeats after warm-up; ratio = op / sgemm.\n"
       "  block row: forward+backward of one pre-LN transformer block (B, T, d), GELU MLP of width 4d;\n"
       "  efficiency = (block GEMM FLOPs / sgemm rate) / measured time, the sgemm rate measured on the block's own\n"
-      "  GEMM shapes (forward and backward) interleaved with the block runs; also given against the best square rate.\n",
+      "  GEMM shapes (forward and backward) interleaved with the block runs; also given against the best square rate.\n"
+      "  attention rows: fused scaled_dot_product_attention forward+backward (H 4, D 64, f32; no mask and causal)\n"
+      "  against the composed op (matmul + masked softmax) and against its six GEMMs per head as raw sgemm, all\n"
+      "  interleaved; peak extra bytes = host allocator high-water mark during one step minus the bytes in use\n"
+      "  before it (outputs and gradients included).\n",
       argv0);
 }
 
@@ -61,15 +77,21 @@ bool parse(int argc, char** argv, Options& o) {
       if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
       return argv[++i];
     };
-    if (a == "--sizes") {
-      o.sizes.clear();
+    auto list = [&]() {
+      std::vector<int64_t> out;
       std::string v = value();
       for (size_t p = 0; p < v.size();) {
         size_t q = v.find(',', p);
-        o.sizes.push_back(std::stoll(v.substr(p, q - p)));
+        out.push_back(std::stoll(v.substr(p, q - p)));
         p = q == std::string::npos ? v.size() : q + 1;
       }
-    } else if (a == "--tokens") o.block_tokens = std::stoll(value());
+      return out;
+    };
+    if (a == "--sizes") o.sizes = list();
+    else if (a == "--attention-tokens") o.attention.tokens = list();
+    else if (a == "--attention-batches") o.attention.batches = list();
+    else if (a == "--attention-only") o.attention_only = true;
+    else if (a == "--tokens") o.block_tokens = std::stoll(value());
     else if (a == "--dim") o.block_dim = std::stoll(value());
     else if (a == "--heads") o.block_heads = std::stoll(value());
     else if (a == "--batch") o.block_batch = std::stoll(value());
@@ -201,6 +223,126 @@ BlockRow bench_block(const Options& o) {
   return {B, T, d, o.block_heads, flops, ms, gemm_ms, flops / (gemm_ms * 1e6), gemm_ms / ms};
 }
 
+// ---- attention rows ----
+
+// One attention layer's six GEMMs per head as raw cblas_sgemm calls on preallocated (T, D) and (T, T)
+// buffers: forward S = Q K^T, O = P V; backward dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q.
+class AttentionGemms {
+ public:
+  AttentionGemms(int64_t heads, int64_t T, int64_t D) : heads_(heads), T_(int(T)), D_(int(D)) {
+    RngStream rng(2, "bench");
+    for (auto* buf : {&q_, &k_, &v_, &g_, &o_})
+      *buf = rand_normal(Shape{T * D}, 0, 1, rng).to_vector<float>();
+    s_.assign(size_t(T * T), 0.01f);
+    p_.assign(size_t(T * T), 0.01f);
+  }
+  double flops() const { return 6 * 2.0 * double(T_) * T_ * D_ * double(heads_); }
+  void run() {
+    const int T = T_, D = D_;
+    auto gemm = [](bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                   float* c, int ldc) {
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a,
+                  lda, b, ldb, 0.0f, c, ldc);
+    };
+    for (int64_t h = 0; h < heads_; ++h) {
+      gemm(false, true, T, T, D, q_.data(), D, k_.data(), D, s_.data(), T);   // S = Q K^T
+      gemm(false, false, T, D, T, p_.data(), T, v_.data(), D, o_.data(), D);  // O = P V
+      gemm(true, false, T, D, T, p_.data(), T, g_.data(), D, o_.data(), D);   // dV = P^T dO
+      gemm(false, true, T, T, D, g_.data(), D, v_.data(), D, s_.data(), T);   // dP = dO V^T
+      gemm(false, false, T, D, T, p_.data(), T, k_.data(), D, o_.data(), D);  // dQ = dS K
+      gemm(true, false, T, D, T, p_.data(), T, q_.data(), D, o_.data(), D);   // dK = dS^T Q
+    }
+  }
+
+ private:
+  int64_t heads_;
+  int T_, D_;
+  std::vector<float> q_, k_, v_, g_, o_, s_, p_;
+};
+
+struct AttentionRow {
+  int64_t batch, tokens;
+  bool causal;
+  double fused_ms, composed_ms, gemm_ms, gemm_gflops;
+  size_t fused_peak, composed_peak;
+};
+
+// Peak host-allocator bytes above the bytes in use before f runs.
+template <typename F> size_t peak_extra_bytes(F&& f) {
+  size_t before = host_allocator_stats().bytes_in_use;
+  host_allocator_reset_peak();
+  f();
+  return host_allocator_stats().peak_bytes_in_use - before;
+}
+
+AttentionRow bench_attention_row(const AttentionBenchOptions& o, int64_t B, int64_t T, bool causal) {
+  const int64_t H = o.heads, D = o.head_dim;
+  RngStream rng(3, "bench");
+  Tensor q = rand_normal(Shape{B, H, T, D}, 0, 1, rng).requires_grad_();
+  Tensor k = rand_normal(Shape{B, H, T, D}, 0, 1, rng).requires_grad_();
+  Tensor v = rand_normal(Shape{B, H, T, D}, 0, 1, rng).requires_grad_();
+  Tensor gy = rand_normal(Shape{B, H, T, D}, 0, 1, rng);
+  AttentionMask mask;
+  mask.causal = causal;
+  auto step = [&](bool fused) {
+    for (Tensor* x : {&q, &k, &v}) x->zero_grad();
+    Tensor y = fused ? scaled_dot_product_attention(q, k, v, mask)
+                     : detail::scaled_dot_product_attention_composed(q, k, v, mask);
+    y.backward(gy);
+  };
+  AttentionGemms gemms(B * H, T, D);
+  int reps = o.repeats > 0 ? o.repeats : std::clamp(int(2.0 * 100e9 / gemms.flops()), 5, 100);
+  if (o.quick && o.repeats == 0) reps = std::max(3, reps / 10);
+  for (int w = 0; w < 2; ++w) step(true), step(false), gemms.run();
+  std::vector<double> tf, tc, tg;
+  for (int r = 0; r < reps; ++r) {  // interleaved: the three sides see the same machine load
+    tf.push_back(time_once([&] { step(true); }));
+    tc.push_back(time_once([&] { step(false); }));
+    tg.push_back(time_once([&] { gemms.run(); }));
+  }
+  for (Tensor* x : {&q, &k, &v}) x->zero_grad();
+  size_t fused_peak = peak_extra_bytes([&] { step(true); });
+  for (Tensor* x : {&q, &k, &v}) x->zero_grad();
+  size_t composed_peak = peak_extra_bytes([&] { step(false); });
+  double gemm_ms = median(tg) * 1e3;
+  return {B, T, causal, median(tf) * 1e3, median(tc) * 1e3, gemm_ms, gemms.flops() / (gemm_ms * 1e6), fused_peak,
+          composed_peak};
+}
+
+// Prints the attention table; returns its JSON lines.
+std::vector<std::string> bench_attention(const AttentionBenchOptions& o) {
+  std::vector<std::string> json;
+  if (o.tokens.empty() || o.batches.empty()) return json;
+  std::printf("\nattention fwd+bwd, f32, H=%lld, D=%lld: fused op vs composed op (matmul + masked softmax) vs its\n"
+              "6 GEMMs per head as raw sgemm (full T x T, also for causal); ratios are of medians in this run\n",
+              static_cast<long long>(o.heads), static_cast<long long>(o.head_dim));
+  std::printf("%-5s %-3s %-7s %10s %12s %10s %14s %14s %14s %14s\n", "T", "B", "mask", "fused ms", "composed ms",
+              "sgemm ms", "composed/fused", "sgemm/fused", "fused MiB", "composed MiB");
+  for (int64_t T : o.tokens)
+    for (int64_t B : o.batches)
+      for (bool causal : {false, true}) {
+        AttentionRow r = bench_attention_row(o, B, T, causal);
+        const double mib = 1.0 / (1024.0 * 1024.0);
+        std::printf("%-5lld %-3lld %-7s %10.2f %12.2f %10.2f %14.3f %14.3f %14.2f %14.2f\n",
+                    static_cast<long long>(T), static_cast<long long>(B), causal ? "causal" : "none", r.fused_ms,
+                    r.composed_ms, r.gemm_ms, r.composed_ms / r.fused_ms, r.gemm_ms / r.fused_ms,
+                    double(r.fused_peak) * mib, double(r.composed_peak) * mib);
+        std::fflush(stdout);
+        char buf[512];
+        std::snprintf(buf, sizeof buf,
+                      "{\"bench\":\"ops\",\"row\":\"attention\",\"batch\":%lld,\"tokens\":%lld,\"heads\":%lld,"
+                      "\"head_dim\":%lld,\"mask\":\"%s\",\"fused_ms\":%.3f,\"composed_ms\":%.3f,\"sgemm_ms\":%.3f,"
+                      "\"sgemm_gflops\":%.2f,\"composed_over_fused\":%.4f,\"sgemm_over_fused\":%.4f,"
+                      "\"fused_peak_extra_bytes\":%zu,\"composed_peak_extra_bytes\":%zu,\"threads\":%d}",
+                      static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(o.heads),
+                      static_cast<long long>(o.head_dim), causal ? "causal" : "none", r.fused_ms, r.composed_ms,
+                      r.gemm_ms, r.gemm_gflops, r.composed_ms / r.fused_ms, r.gemm_ms / r.fused_ms, r.fused_peak,
+                      r.composed_peak, omp_get_max_threads());
+        json.push_back(buf);
+      }
+  return json;
+}
+
 int bench_ops_main(int argc, char** argv) {
   Options o;
   try {
@@ -210,6 +352,12 @@ int bench_ops_main(int argc, char** argv) {
     return 2;
   }
   std::printf("bench ops: %d OpenMP threads, OpenBLAS %s\n", omp_get_max_threads(), openblas_get_config());
+  o.attention.repeats = o.repeats;
+  o.attention.quick = o.quick;
+  if (o.attention_only) {
+    for (const auto& j : bench_attention(o.attention)) std::printf("%s\n", j.c_str());
+    return 0;
+  }
   std::printf("%-8s %14s %14s %8s\n", "n", "op GFLOP/s", "sgemm GFLOP/s", "ratio");
   std::vector<MatmulRow> rows;
   std::vector<std::string> json;
@@ -248,11 +396,13 @@ int bench_ops_main(int argc, char** argv) {
                 static_cast<long long>(b.heads), b.flops / 1e9, b.ms, b.gemm_ms, b.gemm_gflops, b.efficiency,
                 best_sgemm, best_sgemm > 0 ? b.flops / (best_sgemm * 1e6) / b.ms : 0.0, omp_get_max_threads());
   json.push_back(buf);
+  for (const auto& j : bench_attention(o.attention)) json.push_back(j);
   for (const auto& j : json) std::printf("%s\n", j.c_str());
   return 0;
 }
 
-BenchRegistration reg{"ops", "matmul op vs cblas_sgemm; transformer block fwd+bwd vs its FLOPs at the sgemm rate",
+BenchRegistration reg{"ops",
+                      "matmul op vs cblas_sgemm; transformer block and attention fwd+bwd vs their GEMMs as raw sgemm",
                       &bench_ops_main};
 
 }  // namespace

@@ -38,6 +38,14 @@ void Backend::matmul(const Tensor&, const Tensor&, Tensor&, bool, bool, double, 
 void Backend::softmax(const Tensor&, Tensor&, bool, int64_t) { not_supported("softmax"); }
 void Backend::softmax_backward(const Tensor&, const Tensor&, Tensor&, bool) { not_supported("softmax_backward"); }
 void Backend::logsumexp(const Tensor&, Tensor&) { not_supported("logsumexp"); }
+void Backend::attention_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool, double, Tensor&,
+                                Tensor&) {
+  not_supported("attention_forward");
+}
+void Backend::attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool, double,
+                                 const Tensor&, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&) {
+  not_supported("attention_backward");
+}
 void Backend::layernorm(const Tensor&, const Tensor&, const Tensor&, double, Tensor&, Tensor&, Tensor&) {
   not_supported("layernorm");
 }

@@ -89,6 +89,21 @@ class Backend {
   // x: (M, N) -> out: (M) = log(sum_j exp(x[m, j])); -inf for an all -inf row, +inf when a row holds +inf.
   virtual void logsumexp(const Tensor& x, Tensor& out);
 
+  // ---- fused attention (attention.cpp / attention.cu of each backend) ----
+  // q: (B, H, Tq, D), k: (B, H, Tk, D), v: (B, H, Tk, Dv), gout: (B, H, Tq, Dv): unit stride on the last dim,
+  // row stride >= that dim, any strides on B and H (head-layout views need no copy). key_valid: (B, Tk)
+  // contiguous i32, nonzero = a real key, or undefined (all real). Query i sees key j when key_valid[b, j]
+  // and, with `causal`, j <= i + (Tk - Tq) (bottom-right aligned). Outputs are contiguous.
+  // -> out (B, H, Tq, Dv) = softmax over the seen keys of scale * q k^T, times v; lse (B, H, Tq) = log of
+  // the row's sum of exp over the seen keys. A query that sees no key gets out = 0, lse = -inf.
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid,
+                                 bool causal, double scale, Tensor& out, Tensor& lse);
+  // Its backward from the forward's out and lse -> gq, gk, gv (contiguous, overwritten). Probabilities are
+  // recomputed tile by tile from q, k and lse; no (Tq, Tk) matrix is kept. Rows that see no key give 0.
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid,
+                                  bool causal, double scale, const Tensor& out, const Tensor& lse,
+                                  const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv);
+
   // ---- normalization ----
   // x: (M, N), gamma/beta: (N) or undefined -> out (M, N), mean (M), rstd (M) (x's dtype; biased variance,
   // rstd = 1/sqrt(var + eps))

@@ -1,8 +1,14 @@
 #pragma once
 // Helpers shared by the op definitions in core/ops/*.cpp.
+#include <optional>
+
 #include "core/autograd/autograd.h"
 #include "core/backend/backend.h"
 #include "core/tensor/tensor.h"
+
+namespace moelab {
+struct AttentionMask;  // ops.h
+}
 
 namespace moelab::detail {
 
@@ -27,5 +33,10 @@ inline Tensor block_view(const Tensor& x, int64_t b, const Shape& s) {
 // softmax / log-softmax over the last dim of x with the fused causal mask (causal_tq queries per block
 // of rows, see Backend::softmax; 0 = no mask); differentiable. Used by softmax.cpp and attention.cpp.
 Tensor softmax_last_dim(const Tensor& x, bool log, int64_t causal_tq);
+
+// Attention composed from matmul and the masked softmax (scores and probabilities kept whole): the
+// reference the fused scaled_dot_product_attention is tested and benchmarked against. Same semantics.
+Tensor scaled_dot_product_attention_composed(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const AttentionMask& mask, std::optional<double> scale = {});
 
 }  // namespace moelab::detail

@@ -131,9 +131,21 @@ Tensor rand_normal(const Shape& shape, double mean, double std, RngStream& rng, 
                    Device device = Device::cpu());
 
 // ---- attention (attention.cpp) ----
-// q: (B, H, Tq, Dh), k: (B, H, Tk, Dh), v: (B, H, Tk, Dv) -> (B, H, Tq, Dv); softmax(q k^T * scale [+ mask]) v
-// with scale = 1/sqrt(Dh) by default. causal: query i sees keys j <= i + (Tk - Tq) (bottom-right aligned, as
-// with a key cache); a query that sees no key gets a zero row.
+// Which keys each query may see. causal: query i sees keys j <= i + (Tk - Tq) (bottom-right aligned, as with
+// a key cache). key_padding: (B, Tk) i32 or i64, nonzero = a real key, zero = padding no query sees; it
+// combines with causal. Default: every query sees every key.
+struct AttentionMask {
+  bool causal = false;
+  Tensor key_padding;
+};
+// q: (B, H, Tq, Dh), k: (B, H, Tk, Dh), v: (B, H, Tk, Dv) -> (B, H, Tq, Dv) = softmax(q k^T * scale over the
+// seen keys) v, scale = 1/sqrt(Dh) by default. A query that sees no key gets a zero row and zero gradients.
+// Fused: the backward recomputes probabilities from a saved row log-sum-exp (no (Tq, Tk) matrix is kept).
+// q, k, v may be head-layout views (unit stride on the last dim): they are read in place.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionMask& mask = {},
+                                    std::optional<double> scale = std::nullopt);
+// The causal-or-not form (mask.causal = causal, no padding).
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                     std::optional<double> scale = std::nullopt);
 

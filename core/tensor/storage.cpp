@@ -1,5 +1,6 @@
 #include "core/tensor/storage.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -46,6 +47,7 @@ struct HostCache {
     std::lock_guard<std::mutex> lock(mu);
     stats.allocations++;
     stats.bytes_in_use += cap;
+    stats.peak_bytes_in_use = std::max(stats.peak_bytes_in_use, stats.bytes_in_use);
     if (cap >= kCacheMin) {
       auto it = free_lists.find(cap);
       if (it != free_lists.end() && !it->second.empty()) {
@@ -109,5 +111,9 @@ HostAllocatorStats host_allocator_stats() {
   return host_cache().stats;
 }
 void host_allocator_release_cache() { host_cache().clear(); }
+void host_allocator_reset_peak() {
+  std::lock_guard<std::mutex> lock(host_cache().mu);
+  host_cache().stats.peak_bytes_in_use = host_cache().stats.bytes_in_use;
+}
 
 }  // namespace moelab

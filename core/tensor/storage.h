@@ -26,11 +26,13 @@ class Storage {
   Device device_;
 };
 
-// Host allocator statistics, for tests and benchmarks.
+// Host allocator statistics, for tests and benchmarks. peak_bytes_in_use: the most bytes in use at once
+// since the start or the last host_allocator_reset_peak().
 struct HostAllocatorStats {
-  size_t bytes_in_use = 0, bytes_cached = 0, allocations = 0, cache_hits = 0;
+  size_t bytes_in_use = 0, bytes_cached = 0, allocations = 0, cache_hits = 0, peak_bytes_in_use = 0;
 };
 HostAllocatorStats host_allocator_stats();
+void host_allocator_reset_peak();  // peak_bytes_in_use = bytes_in_use
 void host_allocator_release_cache();
 
 }  // namespace moelab

@@ -116,6 +116,33 @@ void add_binary_rows(std::vector<OpCase>& t) {
   }
 }
 
+// q, k, v reals and, with `padded`, a key_padding (B, Tk) i64 whose item b follows pattern b % 4: all
+// real; the first half real; none real (every query of that item sees nothing); every second key real.
+// Nonzero entries are 3, not 1 (any nonzero marks a real key). head_layout: shapes are (B, T, H, D).
+MakeInputs attention_inputs(bool padded, bool head_layout = false) {
+  return [padded, head_layout](InputGen& g, const Shapes& s) {
+    std::vector<Tensor> v = {g.real(s[0]), g.real(s[1]), g.real(s[2])};
+    if (padded) {
+      int64_t B = s[0][0], Tk = s[1][head_layout ? 1 : 2];
+      std::vector<int64_t> kp(static_cast<size_t>(B * Tk));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < Tk; ++j) {
+          int pattern = static_cast<int>(b % 4);
+          bool real = pattern == 0 || (pattern == 1 && j < (Tk + 1) / 2) || (pattern == 3 && j % 2 == 1);
+          kp[static_cast<size_t>(b * Tk + j)] = real ? 3 : 0;
+        }
+      v.push_back(Tensor::from_vector(kp, Shape{B, Tk}));
+    }
+    return v;
+  };
+}
+AttentionMask attention_mask(bool causal, bool padded, const std::vector<Tensor>& x) {
+  AttentionMask m;
+  m.causal = causal;
+  if (padded) m.key_padding = x[3];
+  return m;
+}
+
 std::vector<OpCase> build_table() {
   std::vector<OpCase> t;
   add_unary_rows(t);
@@ -307,14 +334,29 @@ std::vector<OpCase> build_table() {
         return dropout(x[0], 0.3, true, rng);
       }))
       ->max_nmse = 0;
-  // ---- attention ----
-  for (bool causal : {false, true}) {
-    std::string n = causal ? "sdpa_causal" : "sdpa";
-    row(n, kFloat,
-        {{Shape{2, 3, 5, 4}, Shape{2, 3, 7, 4}, Shape{2, 3, 7, 3}},
-         {Shape{1, 2, 6, 8}, Shape{1, 2, 6, 8}, Shape{1, 2, 6, 8}}},
-        reals(), one([causal](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2], causal); }));
+  // ---- attention (fused kernels; inputs q, k, v, then key_padding when the row has one) ----
+  const std::vector<Shapes> attn = {
+      {Shape{2, 3, 5, 4}, Shape{2, 3, 7, 4}, Shape{2, 3, 7, 3}},      // Tq < Tk
+      {Shape{4, 2, 6, 8}, Shape{4, 2, 6, 8}, Shape{4, 2, 6, 8}},      // square; padding patterns 0..3
+      {Shape{3, 2, 9, 1}, Shape{3, 2, 4, 1}, Shape{3, 2, 4, 2}},      // D = 1, Tq > Tk: causal empty rows
+      {Shape{1, 1, 133, 5}, Shape{1, 1, 70, 5}, Shape{1, 1, 70, 3}},  // several partial tiles, one head
+      {Shape{2, 2, 67, 3}, Shape{2, 2, 131, 3}, Shape{2, 2, 131, 7}}};
+  for (int kind = 0; kind < 4; ++kind) {
+    const bool causal = kind & 1, padded = kind & 2;
+    const char* names[] = {"sdpa", "sdpa_causal", "sdpa_padding", "sdpa_causal_padding"};
+    row(names[kind], kFloat, attn, attention_inputs(padded), one([causal, padded](auto& x) {
+          return scaled_dot_product_attention(x[0], x[1], x[2], attention_mask(causal, padded, x));
+        }));
   }
+  // q, k, v drawn as (B, T, H, D) and read through head-layout views (strided, no copy)
+  row("sdpa_head_layout_causal_padding", kFloat,
+      {{Shape{2, 7, 3, 4}, Shape{2, 9, 3, 4}, Shape{2, 9, 3, 5}},
+       {Shape{4, 66, 2, 3}, Shape{4, 66, 2, 3}, Shape{4, 66, 2, 3}}},
+      attention_inputs(true, true), one([](auto& x) {
+        auto heads = [](const Tensor& t) { return permute(t, {0, 2, 1, 3}); };
+        return scaled_dot_product_attention(heads(x[0]), heads(x[1]), heads(x[2]),
+                                            attention_mask(true, true, x));
+      }));
   row("sdpa_scaled", kFloat, {{Shape{1, 1, 3, 2}, Shape{1, 1, 2, 2}, Shape{1, 1, 2, 2}}}, reals(),
       one([](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true, 0.3); }));
   return t;
@@ -480,6 +522,18 @@ std::vector<KernelCase> build_kernel_table() {
       b.logsumexp(x, lse);
       return std::vector<Tensor>{y, gx, lse};
     });
+  row("attention_fused", kFloat, [](Backend& b, GuardedGen& g) {
+    // B 2, H 2, Tq 5, Tk 7, D 3, Dv 4; causal, and item 1 has keys 0 and 3 padded
+    Tensor q = g.in(Shape{2, 2, 5, 3}), k = g.in(Shape{2, 2, 7, 3}), v = g.in(Shape{2, 2, 7, 4});
+    Tensor valid =
+        g.in_values(Tensor::from_vector<int32_t>({1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1}, Shape{2, 7}));
+    Tensor out = g.out(Shape{2, 2, 5, 4}, g.dtype()), lse = g.out(Shape{2, 2, 5}, g.dtype());
+    b.attention_forward(q, k, v, valid, true, 0.7, out, lse);
+    Tensor gq = g.out(Shape{2, 2, 5, 3}, g.dtype()), gk = g.out(Shape{2, 2, 7, 3}, g.dtype()),
+           gv = g.out(Shape{2, 2, 7, 4}, g.dtype());
+    b.attention_backward(q, k, v, valid, true, 0.7, out, lse, g.in(Shape{2, 2, 5, 4}), gq, gk, gv);
+    return std::vector<Tensor>{out, lse, gq, gk, gv};
+  });
   row("layernorm", kFloat, [](Backend& b, GuardedGen& g) {
     Tensor x = g.in(Shape{5, 9}), gm = g.in(Shape{9}), bt = g.in(Shape{9});
     Tensor y = g.out(Shape{5, 9}, g.dtype()), mu = g.out(Shape{5}, g.dtype()),

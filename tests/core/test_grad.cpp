@@ -331,15 +331,27 @@ std::vector<GradCase> build_grad_table() {
         RngStream rng(9, "dropout");
         return dropout(x[0], 0.4, true, rng);
       });
-  // ---- attention ----
-  for (bool causal : {false, true})
-    row(
-        causal ? "sdpa_causal" : "sdpa",
-        [](Inputs& in) {
-          return std::vector<Tensor>{in.normal(Shape{1, 2, 3, 4}), in.normal(Shape{1, 2, 4, 4}),
-                                     in.normal(Shape{1, 2, 4, 2})};
-        },
-        [causal](auto& x) { return scaled_dot_product_attention(x[0], x[1], x[2], causal); });
+  // ---- attention: every mask kind; item 1's padding leaves key 1 only, item 2's none (queries that see no
+  // key: zero output, zero gradient); with causal and Tq > Tk the first query sees no key either ----
+  for (int kind = 0; kind < 4; ++kind) {
+    const bool causal = kind & 1, padded = kind & 2;
+    const char* names[] = {"sdpa", "sdpa_causal", "sdpa_padding", "sdpa_causal_padding"};
+    for (bool more_queries : {false, true})
+      row(
+          std::string(names[kind]) + (more_queries ? "_tq_gt_tk" : ""),
+          [more_queries](Inputs& in) {
+            int64_t Tq = more_queries ? 5 : 3;
+            return std::vector<Tensor>{
+                in.normal(Shape{3, 2, Tq, 4}), in.normal(Shape{3, 2, 4, 4}), in.normal(Shape{3, 2, 4, 2}),
+                Tensor::from_vector<int64_t>({1, 1, 1, 1, 0, 2, 0, 0, 0, 0, 0, 0}, Shape{3, 4})};
+          },
+          [causal, padded](auto& x) {
+            AttentionMask m;
+            m.causal = causal;
+            if (padded) m.key_padding = x[3];
+            return scaled_dot_product_attention(x[0], x[1], x[2], m);
+          });
+  }
   return t;
 }
 

@@ -28,6 +28,12 @@ class CpuBackend final : public Backend {
   void softmax(const Tensor& x, Tensor& out, bool log, int64_t causal_tq) override;
   void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
   void logsumexp(const Tensor& x, Tensor& out) override;
+  // attention.cpp
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid, bool causal,
+                         double scale, Tensor& out, Tensor& lse) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid, bool causal,
+                          double scale, const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
+                          Tensor& gk, Tensor& gv) override;
   // layernorm.cpp
   void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& out, Tensor& mean,
                  Tensor& rstd) override;

@@ -1,22 +1,11 @@
 // cpu: matmul on OpenBLAS (its OpenMP build shares our thread pool).
-#include <cblas.h>
-
+#include "core/backend/cpu/blas.h"
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/parallel.h"
 
 namespace moelab {
 
-namespace {
-template <typename T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* a, int64_t lda,
-          const T* b, int64_t ldb, double beta, T* c, int64_t ldc) {
-  auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, float(alpha), a, lda, b, ldb, float(beta), c, ldc);
-  else
-    cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-}  // namespace
+using cpu::gemm;
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out, bool trans_a, bool trans_b,
                         double alpha, double beta) {

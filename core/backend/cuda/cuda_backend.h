@@ -39,6 +39,13 @@ class CudaBackend final : public Backend {
   void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override;
   void logsumexp(const Tensor& x, Tensor& out) override;
 
+  // attention.cu
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid, bool causal,
+                         double scale, Tensor& out, Tensor& lse) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid, bool causal,
+                          double scale, const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
+                          Tensor& gk, Tensor& gv) override;
+
   // cross_entropy.cu
   void cross_entropy(const Tensor& logits, const Tensor& target, double smoothing, int64_t ignore_index,
                      Tensor& loss) override;
