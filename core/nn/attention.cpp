@@ -22,7 +22,8 @@ Tensor MultiHeadAttention::forward(const Tensor& x, ForwardContext& ctx) {
   // (B, T, 3d) -> (B, T, 3, H, Dh) -> (3, B, H, T, Dh)
   Tensor qkv_heads = qkv->forward(x).reshape(Shape{B, T, 3, H, Dh}).permute({2, 0, 3, 1, 4});
   Tensor q = qkv_heads.select(0, 0), k = qkv_heads.select(0, 1), v = qkv_heads.select(0, 2);
-  Tensor o = scaled_dot_product_attention(q, k, v, options.causal);  // (B, H, T, Dh)
+  // Keys are masked causally (options.causal) and where the batch marks padding.
+  Tensor o = scaled_dot_product_attention(q, k, v, AttentionMask{options.causal, ctx.batch().padding_mask});  // (B, H, T, Dh)
   return proj->forward(o.transpose(1, 2).reshape(Shape{B, T, d}));
 }
 
