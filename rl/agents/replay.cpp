@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "rl/agents/multi_game.h"
 #include "rl/envs/vector_env.h"
 
 namespace moelab::rl {
@@ -32,6 +33,20 @@ const Tensor& expect_tensor(const TensorList& tensors, const std::string& prefix
 
 int words_per_frame(int observation_size) { return (observation_size + 3) / 4; }
 }  // namespace
+
+ReplayTensors to_tensors(const ReplayBatch& batch, int channels, Device device) {
+  const int B = batch.size;
+  if (channels < 1 || batch.observation_size != obs_size(channels))
+    throw std::invalid_argument("replay to_tensors: frames of " + std::to_string(batch.observation_size) +
+                                " bytes are not (10, 10, " + std::to_string(channels) + ")");
+  std::vector<int64_t> actions(batch.actions.begin(), batch.actions.end());
+  std::vector<float> terminated(batch.terminated.begin(), batch.terminated.end());
+  return {observations_to_tensor(batch.observations.data(), B, channels, TensorLayout::nchw, 1.0f, device),
+          observations_to_tensor(batch.next_observations.data(), B, channels, TensorLayout::nchw, 1.0f, device),
+          Tensor::from_vector<int64_t>(actions, Shape{B}, device),
+          Tensor::from_vector<float>(batch.rewards, Shape{B}, device),
+          Tensor::from_vector<float>(terminated, Shape{B}, device)};
+}
 
 ReplayBuffer::ReplayBuffer(const ReplayConfig& config) : config_(config), rng_(config.seed, "replay") {
   const int S = config.num_streams;

@@ -42,6 +42,13 @@ struct ReplayBatch {
   std::vector<int64_t> slots;              // (B) where each transition lives (for tests and diagnostics)
 };
 
+// A batch as tensors on `device`: observations and next_observations f32 (B, C, 10, 10) (the conv2d
+// layout), actions i64 (B), rewards and terminated f32 (B).
+struct ReplayTensors {
+  Tensor observations, next_observations, actions, rewards, terminated;
+};
+ReplayTensors to_tensors(const ReplayBatch& batch, int channels, Device device = Device::cpu());
+
 class ReplayBuffer {
  public:
   explicit ReplayBuffer(const ReplayConfig& config);

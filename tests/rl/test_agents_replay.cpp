@@ -330,4 +330,14 @@ TEST(Replay, VectorEnvTransitionsWithTruncation) {
     }
   }
   EXPECT_GT(truncated_seen, 0);
+
+  const ReplayTensors tensors = to_tensors(batch, venv.channels());
+  EXPECT_EQ(tensors.observations.shape(), (Shape{32, venv.channels(), 10, 10}));
+  const std::vector<float> x = tensors.next_observations.to_vector<float>();
+  for (int c = 0; c < venv.channels(); ++c)  // batch row 5, channel c, cell (y 3, x 6)
+    EXPECT_EQ(x[((5 * venv.channels() + c) * 10 + 3) * 10 + 6],
+              batch.next_observations[5 * size + obs_index(3, 6, c, venv.channels())]);
+  EXPECT_EQ(tensors.actions.to_vector<int64_t>()[7], batch.actions[7]);
+  EXPECT_EQ(tensors.terminated.to_vector<float>()[7], batch.terminated[7]);
+  EXPECT_THROW(to_tensors(batch, venv.channels() + 1), std::invalid_argument);
 }
