@@ -56,4 +56,19 @@ void EpsilonGreedy::select(const Tensor& q, double epsilon, std::span<int> actio
   select(host.data(), static_cast<int>(q.size(0)), static_cast<int>(q.size(1)), epsilon, actions.data());
 }
 
+std::pair<std::string, Tensor> EpsilonGreedy::state(const std::string& name) const {
+  const std::vector<int64_t> v = {static_cast<int64_t>(rng_.key()), static_cast<int64_t>(rng_.counter())};
+  return {name, Tensor::from_vector<int64_t>(v, Shape{2})};
+}
+
+void EpsilonGreedy::load_state(const std::string& name, const Tensor& tensor) {
+  if (!tensor.defined() || tensor.dtype() != DType::i64 || tensor.shape() != Shape{2})
+    throw std::invalid_argument("EpsilonGreedy::load_state: tensor '" + name + "' must be i64 (2) = (key, counter)" +
+                                (tensor.defined() ? ", got " + std::string(dtype_name(tensor.dtype())) + " " +
+                                                        tensor.shape().str()
+                                                  : std::string(", got none")));
+  const std::vector<int64_t> v = tensor.to_vector<int64_t>();
+  rng_ = RngStream::from_state(static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1]));
+}
+
 }  // namespace moelab::rl

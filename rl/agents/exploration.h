@@ -4,7 +4,9 @@
 // actions depend only on (seed, draws so far, Q-values) and a resumed run picks the same ones.
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/tensor/tensor.h"
 #include "core/util/rng.h"
@@ -45,6 +47,9 @@ class EpsilonGreedy {
   // The stream (key, counter) for checkpoints; set_rng restores it.
   const RngStream& rng() const { return rng_; }
   void set_rng(const RngStream& rng) { rng_ = rng; }
+  // The same as one named tensor: `name` i64 (2) = (key, counter); load_state checks name, dtype and shape.
+  std::pair<std::string, Tensor> state(const std::string& name = "explore.rng") const;
+  void load_state(const std::string& name, const Tensor& tensor);
 
  private:
   RngStream rng_;

@@ -100,6 +100,15 @@ TEST(EpsilonGreedy, DeterministicForASeedAndResumable) {
   a.select(q.data(), n, A, 0.25, xa.data());
   resumed.select(q.data(), n, A, 0.25, xb.data());
   EXPECT_EQ(xa, xb);
+  // ... and so does one restored from its named tensor.
+  const auto [name, saved] = a.state();
+  EXPECT_EQ(name, "explore.rng");
+  EpsilonGreedy restored(0);
+  restored.load_state(name, saved);
+  a.select(q.data(), n, A, 0.25, xa.data());
+  restored.select(q.data(), n, A, 0.25, xb.data());
+  EXPECT_EQ(xa, xb);
+  EXPECT_THROW(restored.load_state(name, Tensor::zeros(Shape{3}, DType::i64)), std::invalid_argument);
   // The tensor form uses the same draws.
   EpsilonGreedy d(42), e(42);
   d.select(q.data(), n, A, 0.5, xa.data());
