@@ -11,7 +11,9 @@ namespace moelab::rl {
 
 double LinearSchedule::at(int64_t t) const {
   if (!(duration > 0)) throw std::invalid_argument("LinearSchedule: duration must be > 0");
-  const double frac = std::clamp(static_cast<double>(t - begin) / duration, 0.0, 1.0);
+  const double frac = static_cast<double>(t - begin) / duration;
+  if (frac <= 0) return start;
+  if (frac >= 1) return end;  // exactly `end` (start + (end - start) can round off it)
   return start + (end - start) * frac;
 }
 
