@@ -96,6 +96,10 @@ void ReplayBuffer::push(const int32_t* actions, const float* rewards, const uint
                         const uint8_t* final_observations) {
   if (!begun_) throw std::logic_error("ReplayBuffer::push before begin(first observations)");
   const size_t size = config_.observation_size;
+  for (int i = 0; i < config_.num_streams && !final_observations; ++i)
+    if (!terminated[i] && truncated[i])
+      throw std::invalid_argument("ReplayBuffer::push: stream " + std::to_string(i) +
+                                  " was truncated but no final observations were given");
   for (int i = 0; i < config_.num_streams; ++i) {
     const int64_t current = slot(i, position_[i]);
     const bool ended_by_game = terminated[i] != 0;
@@ -104,12 +108,7 @@ void ReplayBuffer::push(const int32_t* actions, const float* rewards, const uint
     rewards_[current] = rewards[i];
     flags_[current] = kStartsTransition | (ended_by_game ? kTerminated : 0) | (cut_by_limit ? kTruncated : 0);
     ++num_transitions_;
-    if (cut_by_limit) {
-      if (!final_observations)
-        throw std::invalid_argument("ReplayBuffer::push: stream " + std::to_string(i) +
-                                    " was truncated but no final observations were given");
-      std::memcpy(frame(advance(i)), final_observations + i * size, size);
-    }
+    if (cut_by_limit) std::memcpy(frame(advance(i)), final_observations + i * size, size);
     std::memcpy(frame(advance(i)), next_observations + i * size, size);
   }
   frames_pushed_ += config_.num_streams;

@@ -155,6 +155,11 @@ TEST(Replay, DistinctBatchesAndErrors) {
   const float r = 0;
   const uint8_t f = 0;
   EXPECT_THROW(fresh.push(&a, &r, &f, &f, script.frame(0).data(), nullptr), std::logic_error);  // before begin
+  // A truncation without its final observation is refused before anything is stored.
+  const uint8_t yes = 1;
+  const int64_t before = replay.num_transitions();
+  EXPECT_THROW(replay.push(&a, &r, &f, &yes, script.frame(0).data(), nullptr), std::invalid_argument);
+  EXPECT_EQ(replay.num_transitions(), before);
 }
 
 TEST(Replay, SameSeedSameSamplesAndSaveRestoreContinuesExactly) {
