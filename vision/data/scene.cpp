@@ -1,0 +1,184 @@
+#include "vision/data/scene.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <opencv2/imgproc.hpp>
+
+#include "core/util/check.h"
+#include "core/util/rng.h"
+
+namespace moelab::vision {
+namespace {
+
+// Draws reserved per scene in its stream; generate_scene takes fewer (checked).
+constexpr uint64_t kSceneDraws = 64;
+
+}  // namespace
+
+const std::array<std::string, kSceneColours>& colour_names() {
+  static const std::array<std::string, kSceneColours> names = {"red",  "orange", "yellow", "green",
+                                                                "cyan", "blue",   "purple", "pink"};
+  return names;
+}
+
+std::array<uint8_t, 3> colour_rgb(int colour) {
+  static const std::array<std::array<uint8_t, 3>, kSceneColours> rgb = {{{230, 30, 30},
+                                                                         {255, 140, 0},
+                                                                         {245, 230, 20},
+                                                                         {30, 200, 40},
+                                                                         {0, 220, 230},
+                                                                         {40, 80, 255},
+                                                                         {150, 40, 210},
+                                                                         {255, 120, 190}}};
+  MOELAB_CHECK(colour >= 0 && colour < kSceneColours, "colour " << colour << " outside [0, " << kSceneColours << ")");
+  return rgb[colour];
+}
+
+const std::array<std::string, kSceneClasses>& class_nouns() {
+  static const std::array<std::string, kSceneClasses> nouns = {
+      "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"};
+  return nouns;
+}
+
+const std::array<std::string, kSceneClasses>& class_plurals() {
+  static const std::array<std::string, kSceneClasses> plurals = {
+      "t-shirts", "trousers", "pullovers", "dresses", "coats", "sandals", "shirts", "sneakers", "bags", "ankle boots"};
+  return plurals;
+}
+
+const char* split_name(SceneSplit split) {
+  switch (split) {
+    case SceneSplit::train: return "train";
+    case SceneSplit::test: return "test";
+    case SceneSplit::heldout: return "heldout";
+  }
+  return "?";
+}
+
+HeldoutPairs::HeldoutPairs(uint64_t seed, int per_colour) {
+  MOELAB_CHECK(per_colour >= 0 && per_colour <= 3,
+               "held-out classes per colour must be in [0, 3] so every class keeps training colours, got "
+                   << per_colour);
+  std::array<int, kSceneClasses> perm;
+  std::iota(perm.begin(), perm.end(), 0);
+  RngStream rng(seed, "scenes/heldout_pairs");
+  for (int i = kSceneClasses - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+  // Colour c holds out perm[c], perm[c + 1], ...: each class is held out for at most per_colour colours.
+  for (int c = 0; c < kSceneColours; ++c)
+    for (int j = 0; j < per_colour; ++j) held_[c * kSceneClasses + perm[(c + j) % kSceneClasses]] = true;
+}
+
+std::vector<std::pair<int, int>> HeldoutPairs::pairs() const {
+  std::vector<std::pair<int, int>> out;
+  for (int c = 0; c < kSceneColours; ++c)
+    for (int k = 0; k < kSceneClasses; ++k)
+      if (contains(c, k)) out.emplace_back(c, k);
+  return out;
+}
+
+int HeldoutPairs::count() const { return static_cast<int>(std::count(held_.begin(), held_.end(), true)); }
+
+ItemsByClass::ItemsByClass(const ImageSet& set) {
+  for (int64_t i = 0; i < set.count; ++i) {
+    const int32_t label = set.labels[i];
+    MOELAB_CHECK(label >= 0 && label < kSceneClasses,
+                 "scene items: label " << label << " of image " << i << " is not a Fashion-MNIST class");
+    items[label].push_back(i);
+  }
+}
+
+Scene generate_scene(uint64_t seed, SceneSplit split, int64_t index, const SceneSampling& sampling,
+                     const HeldoutPairs& heldout, const ItemsByClass& items) {
+  MOELAB_CHECK(sampling.min_objects >= 1 && sampling.min_objects <= sampling.max_objects &&
+                   sampling.max_objects <= kMaxSceneObjects,
+               "objects per scene must satisfy 1 <= min (" << sampling.min_objects << ") <= max ("
+                                                            << sampling.max_objects << ") <= " << kMaxSceneObjects);
+  MOELAB_CHECK(index >= 0, "scene index must be >= 0, got " << index);
+  for (int k = 0; k < kSceneClasses; ++k)
+    MOELAB_CHECK(!items.items[k].empty(), "scene items: no image of class " << k << " (" << class_nouns()[k] << ")");
+  std::vector<std::pair<int, int>> allowed, held = heldout.pairs();
+  for (int c = 0; c < kSceneColours; ++c)
+    for (int k = 0; k < kSceneClasses; ++k)
+      if (!heldout.contains(c, k) || split == SceneSplit::heldout) allowed.emplace_back(c, k);
+  MOELAB_CHECK(split != SceneSplit::heldout || !held.empty(), "held-out scenes need at least one held-out pair");
+
+  const uint64_t key = hash_stream_key(seed, std::string("scenes/") + split_name(split));
+  RngStream rng = RngStream::from_state(key, static_cast<uint64_t>(index) * kSceneDraws);
+  const int span = sampling.max_objects - sampling.min_objects + 1;
+  const int n = sampling.min_objects + static_cast<int>(rng.below(span));
+  std::array<int, kSceneCells> cells;
+  std::iota(cells.begin(), cells.end(), 0);
+  for (int i = 0; i < n; ++i) std::swap(cells[i], cells[i + rng.below(kSceneCells - i)]);
+
+  Scene scene;
+  for (int i = 0; i < n; ++i) {
+    SceneObject o;
+    o.cell = cells[i];
+    o.size = rng.uniform() < sampling.small_prob ? ObjectSize::small : ObjectSize::large;
+    // A held-out scene's first object carries a held-out pair; the others may carry any pair.
+    const auto& pool = (split == SceneSplit::heldout && i == 0) ? held : allowed;
+    auto [colour, cls] = pool[rng.below(pool.size())];
+    const bool repeat = rng.uniform() < sampling.duplicate_prob;
+    if (i == 1 && repeat) {
+      colour = scene.objects[0].colour;
+      cls = scene.objects[0].cls;
+    }
+    o.colour = colour;
+    o.cls = cls;
+    o.item = items.items[cls][rng.below(items.items[cls].size())];
+    scene.objects.push_back(o);
+  }
+  MOELAB_CHECK(rng.counter() - static_cast<uint64_t>(index) * kSceneDraws <= kSceneDraws,
+               "scene generation took more than its " << kSceneDraws << " reserved draws");
+  return scene;
+}
+
+PixelRect object_rect(int canvas, int cell, ObjectSize size) {
+  MOELAB_CHECK(canvas >= 24, "scene canvas must be at least 24 pixels, got " << canvas);
+  MOELAB_CHECK(cell >= 0 && cell < kSceneCells, "cell " << cell << " outside [0, " << kSceneCells << ")");
+  const int cell_px = canvas / 3, margin = (canvas - 3 * cell_px) / 2;
+  const int side = size == ObjectSize::large ? cell_px : static_cast<int>(std::lround(cell_px * 0.6));
+  PixelRect r;
+  r.w = r.h = side;
+  r.x = margin + cell_col(cell) * cell_px + (cell_px - side) / 2;
+  r.y = margin + cell_row(cell) * cell_px + (cell_px - side) / 2;
+  return r;
+}
+
+namespace {
+
+// Resizes item `item` into `rect` of the (canvas, canvas, 3) image, each channel scaled by rgb/255.
+void paste_item(std::vector<uint8_t>& out, int canvas, const ImageSet& items, int64_t item, const PixelRect& rect,
+                const std::array<uint8_t, 3>& rgb) {
+  MOELAB_CHECK(items.channels == 1, "scene items must be grey (1 channel), got " << items.channels);
+  MOELAB_CHECK(item >= 0 && item < items.count, "scene item " << item << " outside a set of " << items.count);
+  cv::Mat src(static_cast<int>(items.height), static_cast<int>(items.width), CV_8UC1,
+              const_cast<uint8_t*>(items.image(item)));
+  cv::Mat resized;
+  cv::resize(src, resized, cv::Size(rect.w, rect.h), 0, 0, cv::INTER_AREA);
+  for (int y = 0; y < rect.h; ++y)
+    for (int x = 0; x < rect.w; ++x) {
+      const int v = resized.at<uint8_t>(y, x);
+      uint8_t* px = out.data() + (static_cast<size_t>(rect.y + y) * canvas + rect.x + x) * 3;
+      for (int ch = 0; ch < 3; ++ch) px[ch] = static_cast<uint8_t>((v * rgb[ch] + 127) / 255);
+    }
+}
+
+}  // namespace
+
+std::vector<uint8_t> render_scene(const Scene& scene, const ImageSet& items, int canvas) {
+  std::vector<uint8_t> out(static_cast<size_t>(canvas) * canvas * 3, 0);
+  for (const SceneObject& o : scene.objects)
+    paste_item(out, canvas, items, o.item, object_rect(canvas, o.cell, o.size), colour_rgb(o.colour));
+  return out;
+}
+
+std::vector<uint8_t> render_probe(const ImageSet& items, int64_t item, int canvas, ObjectSize size) {
+  std::vector<uint8_t> out(static_cast<size_t>(canvas) * canvas * 3, 0);
+  paste_item(out, canvas, items, item, object_rect(canvas, 4, size), {255, 255, 255});
+  return out;
+}
+
+}  // namespace moelab::vision
