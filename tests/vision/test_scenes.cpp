@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -102,7 +103,7 @@ TEST(Scenes, GenerationAndRenderingAreDeterministicPerIndex) {
 }
 
 TEST(Scenes, RenderingPlacesTintedItemsInTheirSquares) {
-  // Constant items (value 200) resize to 200 exactly, so every pixel has a known value.
+  // Constant items (value 200) resize to 200 exactly, their own maximum: every pixel is the full tint.
   ImageSet items = synthetic_items(1, 0, 200);
   Scene s;
   s.objects = {object(0, 0, 0, ObjectSize::large), object(3, 5, 4, ObjectSize::small),
@@ -122,13 +123,35 @@ TEST(Scenes, RenderingPlacesTintedItemsInTheirSquares) {
         PixelRect r = object_rect(canvas, o.cell, o.size);
         if (x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h) {
           auto rgb = colour_rgb(o.colour);
-          for (int ch = 0; ch < 3; ++ch) want[ch] = (200 * rgb[ch] + 127) / 255;
+          for (int ch = 0; ch < 3; ++ch) want[ch] = rgb[ch];
           ++painted;
         }
       }
       for (int ch = 0; ch < 3; ++ch) ASSERT_EQ(img[(y * canvas + x) * 3 + ch], want[ch]) << x << "," << y << "," << ch;
     }
   EXPECT_EQ(painted, 21 * 21 * 2 + 13 * 13);
+}
+
+TEST(Scenes, RenderingMapsIntensityToTheSquareRootOfTheItemsMaximum) {
+  // At canvas 84 a large square is 28 pixels: the item is copied without resampling.
+  ImageSet items = synthetic_items(1, 0, 200);
+  for (int p = 0; p < 784; ++p) items.pixels[4 * 784 + p] = static_cast<uint8_t>(p < 392 ? 200 : (p % 28 < 14 ? 50 : 0));
+  Scene s;
+  s.objects = {object(4, 1, 5, ObjectSize::large)};
+  s.objects[0].item = 4;
+  std::vector<uint8_t> img = render_scene(s, items, 84);
+  const PixelRect r = object_rect(84, 5, ObjectSize::large);
+  ASSERT_EQ(r.w, 28);
+  const auto rgb = colour_rgb(1);  // orange (255, 140, 0)
+  for (int y = 0; y < 28; ++y)
+    for (int x = 0; x < 28; ++x) {
+      const int v = items.pixels[4 * 784 + y * 28 + x];
+      for (int ch = 0; ch < 3; ++ch) {
+        const int want = static_cast<int>(std::lround(rgb[ch] * std::sqrt(v / 200.0)));
+        ASSERT_EQ(img[((r.y + y) * 84 + r.x + x) * 3 + ch], want) << x << "," << y;
+      }
+    }
+  EXPECT_EQ(img[((r.y + 20) * 84 + r.x + 3) * 3], 128);  // 255 * sqrt(1/4), rounded
 }
 
 TEST(Scenes, SampleHasTheStatedStructure) {
@@ -481,11 +504,12 @@ TEST(ZeroShot, ProbesAreOneUntintedCentredItemWithClassPrompts) {
       for (int x = 0; x < 64; ++x) {
         const bool inside = x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h;
         for (int ch = 0; ch < 3; ++ch)
-          ASSERT_FLOAT_EQ(px[(k * 3 + ch) * 4096 + y * 64 + x], inside ? 200 / 255.f : 0.f) << k << " " << x << "," << y;
+          ASSERT_FLOAT_EQ(px[(k * 3 + ch) * 4096 + y * 64 + x], inside ? 1.f : 0.f) << k << " " << x << "," << y;
       }
   // The dark pixel of item 7 lowers its top-left corner equally in all channels (grey, no tint).
   const float corner = px[r.y * 64 + r.x];
-  EXPECT_LT(corner, 200 / 255.f);
+  EXPECT_LT(corner, 1.f);
+  EXPECT_GT(corner, 0.f);
   EXPECT_FLOAT_EQ(px[4096 + r.y * 64 + r.x], corner);
   EXPECT_FLOAT_EQ(px[2 * 4096 + r.y * 64 + r.x], corner);
 

@@ -149,20 +149,27 @@ PixelRect object_rect(int canvas, int cell, ObjectSize size) {
 
 namespace {
 
-// Resizes item `item` into `rect` of the (canvas, canvas, 3) image, each channel scaled by rgb/255.
+// Resizes item `item` into `rect` of the (canvas, canvas, 3) image and tints it: intensity v becomes
+// rgb * sqrt(v / max of the item), so dark items still show their colour (an orange coat is not brown).
 void paste_item(std::vector<uint8_t>& out, int canvas, const ImageSet& items, int64_t item, const PixelRect& rect,
                 const std::array<uint8_t, 3>& rgb) {
   MOELAB_CHECK(items.channels == 1, "scene items must be grey (1 channel), got " << items.channels);
   MOELAB_CHECK(item >= 0 && item < items.count, "scene item " << item << " outside a set of " << items.count);
   cv::Mat src(static_cast<int>(items.height), static_cast<int>(items.width), CV_8UC1,
               const_cast<uint8_t*>(items.image(item)));
+  double max_value = 0;
+  cv::minMaxLoc(src, nullptr, &max_value);
+  std::array<std::array<uint8_t, 3>, 256> lut{};
+  for (int v = 0; v < 256 && max_value > 0; ++v)
+    for (int ch = 0; ch < 3; ++ch)
+      lut[v][ch] = static_cast<uint8_t>(std::lround(rgb[ch] * std::sqrt(std::min(1.0, v / max_value))));
   cv::Mat resized;
   cv::resize(src, resized, cv::Size(rect.w, rect.h), 0, 0, cv::INTER_AREA);
   for (int y = 0; y < rect.h; ++y)
     for (int x = 0; x < rect.w; ++x) {
-      const int v = resized.at<uint8_t>(y, x);
+      const uint8_t* tint = lut[resized.at<uint8_t>(y, x)].data();
       uint8_t* px = out.data() + (static_cast<size_t>(rect.y + y) * canvas + rect.x + x) * 3;
-      for (int ch = 0; ch < 3; ++ch) px[ch] = static_cast<uint8_t>((v * rgb[ch] + 127) / 255);
+      for (int ch = 0; ch < 3; ++ch) px[ch] = tint[ch];
     }
 }
 
