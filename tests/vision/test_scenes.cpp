@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -73,6 +74,43 @@ int count_occurrences(const std::string& text, const std::string& word) {
   int n = 0;
   for (size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) ++n;
   return n;
+}
+
+// An independent reading of a meaning on a scene: assign objects to mentions one by one (groups take
+// `count` objects), then check every relation with row/column arithmetic.
+bool oracle_true(const Meaning& m, const Scene& s) {
+  const int n = static_cast<int>(s.objects.size());
+  if (m.total >= 0 && m.total != n) return false;
+  std::vector<std::vector<int>> assigned(m.mentions.size());
+  std::vector<bool> used(n, false);
+  std::function<bool(size_t)> assign = [&](size_t k) -> bool {
+    if (k == m.mentions.size()) {
+      if (std::count(used.begin(), used.end(), true) != n) return false;
+      for (size_t i = 0; i < m.mentions.size(); ++i) {
+        const Mention& x = m.mentions[i];
+        if (x.anchor < 0) continue;
+        const SceneObject &o = s.objects[assigned[i][0]], &a = s.objects[assigned[x.anchor][0]];
+        const int dcol = o.cell % 3 - a.cell % 3, drow = o.cell / 3 - a.cell / 3;
+        if ((dcol > 0) - (dcol < 0) != x.dx || (drow > 0) - (drow < 0) != x.dy) return false;
+      }
+      return true;
+    }
+    const Mention& x = m.mentions[k];
+    if (static_cast<int>(assigned[k].size()) == x.count) return assign(k + 1);
+    for (int j = 0; j < n; ++j) {
+      const SceneObject& o = s.objects[j];
+      if (used[j] || o.cls != x.cls || (x.colour >= 0 && o.colour != x.colour) ||
+          (x.size >= 0 && static_cast<int>(o.size) != x.size) || (x.cell >= 0 && o.cell != x.cell))
+        continue;
+      used[j] = true;
+      assigned[k].push_back(j);
+      if (assign(k)) return true;
+      assigned[k].pop_back();
+      used[j] = false;
+    }
+    return false;
+  };
+  return assign(0);
 }
 
 }  // namespace
@@ -264,6 +302,7 @@ TEST(Captions, EveryCaptionNamesEveryObjectParsesBackAndIsTrue) {
       templates_of_scene.insert(static_cast<int>(c.templ));
       ASSERT_EQ(parse_caption(c.text), c.meaning) << c.text;
       ASSERT_TRUE(describes(c.meaning, s)) << c.text;
+      ASSERT_TRUE(oracle_true(c.meaning, s)) << c.text;
       // Every object appears with its colour and noun (plural in a counted group).
       std::multiset<std::pair<int, int>> said, present;
       for (const Mention& m : c.meaning.mentions)
@@ -342,7 +381,11 @@ TEST(Captions, PositionAndRelationWordsAgreeWithTheGeometry) {
 TEST(Captions, MeaningsAreCheckedAgainstScenes) {
   Scene s;  // two red shirts (top left, centre) and a small blue bag at the bottom right
   s.objects = {object(6, 0, 0), object(6, 0, 4), object(8, 5, 8, ObjectSize::small)};
-  auto says = [&](const std::string& text) { return describes(parse_caption(text), s); };
+  auto says = [&](const std::string& text) {
+    const Meaning m = parse_caption(text);
+    EXPECT_EQ(describes(m, s), oracle_true(m, s)) << text;
+    return describes(m, s);
+  };
   EXPECT_TRUE(says("three items: two red shirts and a blue bag"));
   EXPECT_TRUE(says("a blue bag, two red shirts"));
   EXPECT_TRUE(says("a red shirt, a small blue bag and a red shirt"));
@@ -402,6 +445,7 @@ TEST(HardNegatives, EveryNegativeChangesTheMeaningAndIsFalseOfTheScene) {
       const Meaning &pos = pair->positive.meaning, &neg = pair->negative.meaning;
       ASSERT_TRUE(describes(pos, s)) << pair->positive.text;
       ASSERT_FALSE(describes(neg, s)) << negative_kind_name(kind) << ": '" << pair->negative.text << "' is true of the scene";
+      ASSERT_FALSE(oracle_true(neg, s)) << negative_kind_name(kind) << ": '" << pair->negative.text << "' is true";
       ASSERT_FALSE(same_meaning(pos, neg)) << pair->positive.text << " vs " << pair->negative.text;
       ASSERT_NE(pair->positive.text, pair->negative.text);
       ASSERT_EQ(parse_caption(pair->negative.text), neg) << pair->negative.text;
