@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -170,7 +171,7 @@ TEST(Scenes, RenderingPlacesTintedItemsInTheirSquares) {
   EXPECT_EQ(painted, 21 * 21 * 2 + 13 * 13);
 }
 
-TEST(Scenes, RenderingMapsIntensityToTheSquareRootOfTheItemsMaximum) {
+TEST(Scenes, RenderingScalesIntensityByTheItemsMaximum) {
   // At canvas 84 a large square is 28 pixels: the item is copied without resampling.
   ImageSet items = synthetic_items(1, 0, 200);
   for (int p = 0; p < 784; ++p) items.pixels[4 * 784 + p] = static_cast<uint8_t>(p < 392 ? 200 : (p % 28 < 14 ? 50 : 0));
@@ -185,11 +186,11 @@ TEST(Scenes, RenderingMapsIntensityToTheSquareRootOfTheItemsMaximum) {
     for (int x = 0; x < 28; ++x) {
       const int v = items.pixels[4 * 784 + y * 28 + x];
       for (int ch = 0; ch < 3; ++ch) {
-        const int want = static_cast<int>(std::lround(rgb[ch] * std::sqrt(v / 200.0)));
+        const int want = static_cast<int>(std::lround(rgb[ch] * std::min(1.0, v / 120.0)));
         ASSERT_EQ(img[((r.y + y) * 84 + r.x + x) * 3 + ch], want) << x << "," << y;
       }
     }
-  EXPECT_EQ(img[((r.y + 20) * 84 + r.x + 3) * 3], 128);  // 255 * sqrt(1/4), rounded
+  EXPECT_EQ(img[((r.y + 20) * 84 + r.x + 3) * 3], 106);  // 255 * 50 / (0.6 * 200), rounded
 }
 
 TEST(Scenes, SampleHasTheStatedStructure) {
@@ -285,6 +286,23 @@ TEST(Captions, HandMadeSceneGivesTheExpectedSentences) {
   EXPECT_TRUE(counted.text == "three items: two red shirts and an orange ankle boot" ||
               counted.text == "three items: an orange ankle boot and two red shirts")
       << counted.text;
+  std::set<std::string> lists;
+  for (uint64_t k = 0; k < 64; ++k) {
+    RngStream r(k, "list");
+    lists.insert(make_caption(t, CaptionTemplate::list, r).text);
+  }
+  EXPECT_EQ(lists, (std::set<std::string>{"two red shirts and an orange ankle boot",
+                                          "an orange ankle boot and two red shirts",
+                                          "two large red shirts and a large orange ankle boot",
+                                          "a large orange ankle boot and two large red shirts"}));
+  t.objects[2].size = ObjectSize::small;  // sizes that differ keep the shirts apart when sizes are said
+  RngStream r2(5, "list");
+  bool split_seen = false;
+  for (int k = 0; k < 16; ++k) {
+    const std::string text = make_caption(t, CaptionTemplate::list, r2).text;
+    split_seen |= text.find("a small red shirt") != std::string::npos && text.find("a large red shirt") != std::string::npos;
+  }
+  EXPECT_TRUE(split_seen);
   EXPECT_EQ(relation_phrase(0, -1), "above it");
   EXPECT_EQ(relation_phrase(-1, 0), "to the left of it");
   EXPECT_EQ(cell_phrase(4), "in the centre");
@@ -450,6 +468,9 @@ TEST(HardNegatives, EveryNegativeChangesTheMeaningAndIsFalseOfTheScene) {
       ASSERT_NE(pair->positive.text, pair->negative.text);
       ASSERT_EQ(parse_caption(pair->negative.text), neg) << pair->negative.text;
       ASSERT_EQ(pos.mentions.size(), neg.mentions.size());
+      for (const Mention& x : neg.mentions)
+        ASSERT_FALSE(data.heldout_pairs().contains(x.colour, x.cls)) << "in-distribution negative names a held-out pair: "
+                                                                     << pair->negative.text;
       // The edit is of the stated kind: count the mentions whose fields changed.
       int colour_changes = 0, cell_changes = 0, relation_changes = 0, class_changes = 0, count_changes = 0;
       std::multiset<int> pos_colours, neg_colours;
@@ -488,9 +509,11 @@ TEST(HardNegatives, EveryNegativeChangesTheMeaningAndIsFalseOfTheScene) {
       }
     }
   }
-  // Colour and position swaps need two objects (two thirds of the scenes), replacements always exist.
+  // Colour and position swaps need two objects (two thirds of the scenes) and colour swaps two colours whose
+  // swap names no held-out pair; replacements always exist.
+  for (auto [kind, n] : made) std::printf("%s: %d of %d test scenes\n", negative_kind_name(kind), n, scenes);
   EXPECT_EQ(made[NegativeKind::object_replace], scenes);
-  EXPECT_GT(made[NegativeKind::colour_swap], scenes / 2);
+  EXPECT_GT(made[NegativeKind::colour_swap], scenes * 2 / 5);
   EXPECT_GT(made[NegativeKind::position_swap], scenes / 2);
   EXPECT_GT(made[NegativeKind::count_change], scenes / 2);
 }

@@ -307,10 +307,12 @@ Caption make_caption(const Scene& scene, CaptionTemplate templ, RngStream& rng) 
   Meaning& m = cap.meaning;
   for (int i = 0; i < n; ++i) {
     const SceneObject& o = scene.objects[order[i]];
-    if (templ == CaptionTemplate::counted) {
-      // Objects sharing (class, colour) form one group; sizes are not said.
-      auto it = std::find_if(m.mentions.begin(), m.mentions.end(),
-                             [&](const Mention& g) { return g.cls == o.cls && g.colour == o.colour; });
+    const int size = say_sizes && templ != CaptionTemplate::counted ? static_cast<int>(o.size) : -1;
+    if (templ == CaptionTemplate::counted || templ == CaptionTemplate::list) {
+      // Objects that would be said alike form one group ("two red shirts"); counted captions omit sizes.
+      auto it = std::find_if(m.mentions.begin(), m.mentions.end(), [&](const Mention& g) {
+        return g.cls == o.cls && g.colour == o.colour && g.size == size;
+      });
       if (it != m.mentions.end()) {
         ++it->count;
         continue;
@@ -319,7 +321,7 @@ Caption make_caption(const Scene& scene, CaptionTemplate templ, RngStream& rng) 
     Mention x;
     x.cls = o.cls;
     x.colour = o.colour;
-    if (say_sizes && templ != CaptionTemplate::counted) x.size = static_cast<int>(o.size);
+    x.size = size;
     if (templ == CaptionTemplate::absolute || (templ == CaptionTemplate::relational && i == 0)) x.cell = o.cell;
     if (templ == CaptionTemplate::relational && i > 0) {
       x.anchor = i - 1;

@@ -85,7 +85,8 @@ const char* negative_kind_name(NegativeKind kind) {
   return "?";
 }
 
-std::optional<Caption> make_negative(const Caption& positive, const Scene& scene, NegativeKind kind, RngStream& rng) {
+std::optional<Caption> make_negative(const Caption& positive, const Scene& scene, NegativeKind kind, RngStream& rng,
+                                     const HeldoutPairs* avoid) {
   const Meaning& m = positive.meaning;
   std::vector<Edit> edits;
   switch (kind) {
@@ -102,13 +103,17 @@ std::optional<Caption> make_negative(const Caption& positive, const Scene& scene
     edit(neg.meaning);
     // An edit that says the same (two identical objects swapped) or happens to be true is no negative.
     if (same_meaning(neg.meaning, m) || describes(neg.meaning, scene)) continue;
+    bool names_avoided = false;
+    for (const Mention& x : neg.meaning.mentions) names_avoided |= avoid && x.colour >= 0 && avoid->contains(x.colour, x.cls);
+    if (names_avoided) continue;
     neg.text = caption_text(neg.meaning);
     return neg;
   }
   return std::nullopt;
 }
 
-std::optional<HardNegativePair> hard_negative_pair(const Scene& scene, NegativeKind kind, RngStream& rng) {
+std::optional<HardNegativePair> hard_negative_pair(const Scene& scene, NegativeKind kind, RngStream& rng,
+                                                   const HeldoutPairs* avoid) {
   std::array<int, kCaptionTemplates> order;
   std::iota(order.begin(), order.end(), 0);
   for (int i = kCaptionTemplates - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
@@ -116,7 +121,7 @@ std::optional<HardNegativePair> hard_negative_pair(const Scene& scene, NegativeK
     HardNegativePair pair;
     pair.kind = kind;
     pair.positive = make_caption(scene, static_cast<CaptionTemplate>(t), rng);
-    std::optional<Caption> neg = make_negative(pair.positive, scene, kind, rng);
+    std::optional<Caption> neg = make_negative(pair.positive, scene, kind, rng, avoid);
     if (!neg) continue;
     pair.negative = std::move(*neg);
     return pair;

@@ -14,6 +14,8 @@ namespace {
 
 // Draws reserved per scene in its stream; generate_scene takes fewer (checked).
 constexpr uint64_t kSceneDraws = 64;
+// Intensities at or above this share of the item's maximum get the full colour.
+constexpr double kFullTint = 0.6;
 
 }  // namespace
 
@@ -150,7 +152,8 @@ PixelRect object_rect(int canvas, int cell, ObjectSize size) {
 namespace {
 
 // Resizes item `item` into `rect` of the (canvas, canvas, 3) image and tints it: intensity v becomes
-// rgb * sqrt(v / max of the item), so dark items still show their colour (an orange coat is not brown).
+// rgb * min(1, v / (0.6 max)) with max the item's brightest pixel, so dark items still show their colour
+// (an orange coat is not brown) while faint backgrounds stay faint.
 void paste_item(std::vector<uint8_t>& out, int canvas, const ImageSet& items, int64_t item, const PixelRect& rect,
                 const std::array<uint8_t, 3>& rgb) {
   MOELAB_CHECK(items.channels == 1, "scene items must be grey (1 channel), got " << items.channels);
@@ -162,7 +165,7 @@ void paste_item(std::vector<uint8_t>& out, int canvas, const ImageSet& items, in
   std::array<std::array<uint8_t, 3>, 256> lut{};
   for (int v = 0; v < 256 && max_value > 0; ++v)
     for (int ch = 0; ch < 3; ++ch)
-      lut[v][ch] = static_cast<uint8_t>(std::lround(rgb[ch] * std::sqrt(std::min(1.0, v / max_value))));
+      lut[v][ch] = static_cast<uint8_t>(std::lround(rgb[ch] * std::min(1.0, v / (kFullTint * max_value))));
   cv::Mat resized;
   cv::resize(src, resized, cv::Size(rect.w, rect.h), 0, 0, cv::INTER_AREA);
   for (int y = 0; y < rect.h; ++y)

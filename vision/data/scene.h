@@ -85,7 +85,8 @@ struct PixelRect {
 PixelRect object_rect(int canvas, int cell, ObjectSize size);
 
 // The scene as RGB uint8 in (H, W, 3) order: black canvas, each item resized (area interpolation) into its
-// square and tinted: intensity v -> colour * sqrt(v / the item's maximum). `items` is the Fashion-MNIST part the scene's item indices refer to.
+// square and tinted: intensity v -> colour * min(1, v / (0.6 x the item's maximum)). `items` is the
+// Fashion-MNIST part the scene's item indices refer to.
 std::vector<uint8_t> render_scene(const Scene& scene, const ImageSet& items, int canvas);
 
 // One untinted item (grey on black in all three channels: the tint is white) in the centre cell at `size`.

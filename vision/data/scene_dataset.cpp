@@ -59,11 +59,15 @@ Scene SceneDataset::scene(SceneSplit split, int64_t index) const {
 }
 
 Caption SceneDataset::caption(SceneSplit split, int64_t index, int64_t variant) const {
+  return caption_of(scene(split, index), split, index, variant);
+}
+
+Caption SceneDataset::caption_of(const Scene& scene, SceneSplit split, int64_t index, int64_t variant) const {
   MOELAB_CHECK(variant >= 0, "caption variant must be >= 0, got " << variant);
   RngStream rng = counter_stream(options_.seed,
                                  std::string("captions/") + split_name(split) + "/" + std::to_string(variant),
                                  static_cast<uint64_t>(index), kCaptionDraws);
-  return make_caption(scene(split, index), rng);
+  return make_caption(scene, rng);
 }
 
 std::vector<uint8_t> SceneDataset::render(SceneSplit split, int64_t index) const {
@@ -77,7 +81,7 @@ SceneBatch SceneDataset::batch(SceneSplit split, const std::vector<int64_t>& ind
   for (int64_t i : indices) {
     b.scenes.push_back(scene(split, i));
     images.push_back(render_scene(b.scenes.back(), items(split), options_.canvas));
-    b.caption_info.push_back(caption(split, i, variant));
+    b.caption_info.push_back(caption_of(b.scenes.back(), split, i, variant));
     b.captions.push_back(b.caption_info.back().text);
   }
   b.images = images_to_tensor(images, options_.canvas);
@@ -88,7 +92,7 @@ std::optional<HardNegativePair> SceneDataset::hard_negative(SceneSplit split, in
   RngStream rng = counter_stream(options_.seed,
                                  std::string("hard_negatives/") + split_name(split) + "/" + negative_kind_name(kind),
                                  static_cast<uint64_t>(index), kPairDraws);
-  return hard_negative_pair(scene(split, index), kind, rng);
+  return hard_negative_pair(scene(split, index), kind, rng, split == SceneSplit::heldout ? nullptr : &heldout_);
 }
 
 Tensor images_to_tensor(const std::vector<std::vector<uint8_t>>& images, int canvas) {

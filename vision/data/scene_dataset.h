@@ -52,11 +52,13 @@ class SceneDataset {
   std::vector<uint8_t> render(SceneSplit split, int64_t index) const;
   // The scenes at `indices` with caption `variant` of each.
   SceneBatch batch(SceneSplit split, const std::vector<int64_t>& indices, int64_t variant = 0) const;
-  // A (true caption, negative) pair of `kind` for a scene, or nullopt when the scene admits none.
+  // A (true caption, negative) pair of `kind` for a scene, or nullopt when the scene admits none. Negatives
+  // of train and test scenes never name a held-out pair; those of held-out scenes may.
   std::optional<HardNegativePair> hard_negative(SceneSplit split, int64_t index, NegativeKind kind) const;
 
  private:
   void check_index(SceneSplit split, int64_t index) const;
+  Caption caption_of(const Scene& scene, SceneSplit split, int64_t index, int64_t variant) const;
 
   SceneDataOptions options_;
   ImageSet train_items_, test_items_;
