@@ -80,7 +80,7 @@ cv::Mat preview_sheet(const std::vector<PreviewTile>& tiles, int canvas, int col
 void write_png(const cv::Mat& image, const std::string& path) {
   bool ok = false;
   try {
-    ok = cv::imwrite(path, image);
+    ok = cv::imwrite(path, image, {cv::IMWRITE_PNG_COMPRESSION, 9});
   } catch (const cv::Exception& e) {
     MOELAB_FAIL("cannot write PNG " << path << ": " << e.what());
   }
