@@ -114,6 +114,16 @@ bool oracle_true(const Meaning& m, const Scene& s) {
   return assign(0);
 }
 
+// Two mentions said alike in a caption without locations ("a red shirt and a red shirt").
+bool alike_unlocated_mentions(const Meaning& m) {
+  std::set<std::tuple<int, int, int>> seen;
+  for (const Mention& x : m.mentions) {
+    if (x.cell >= 0 || x.anchor >= 0) return false;
+    if (!seen.insert({x.cls, x.colour, x.size}).second) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST(Scenes, GenerationAndRenderingAreDeterministicPerIndex) {
@@ -333,6 +343,7 @@ TEST(Captions, EveryCaptionNamesEveryObjectParsesBackAndIsTrue) {
             << c.text;
       }
       ASSERT_EQ(said, present) << c.text;
+      ASSERT_FALSE(alike_unlocated_mentions(c.meaning)) << c.text;
     }
     if (i < 200) {
       EXPECT_GE(templates_of_scene.size(), 2u) << "scene " << i << ": one template for 8 variants";
@@ -468,6 +479,7 @@ TEST(HardNegatives, EveryNegativeChangesTheMeaningAndIsFalseOfTheScene) {
       ASSERT_NE(pair->positive.text, pair->negative.text);
       ASSERT_EQ(parse_caption(pair->negative.text), neg) << pair->negative.text;
       ASSERT_EQ(pos.mentions.size(), neg.mentions.size());
+      ASSERT_FALSE(alike_unlocated_mentions(neg)) << "worded unlike a true caption: " << pair->negative.text;
       for (const Mention& x : neg.mentions)
         ASSERT_FALSE(data.heldout_pairs().contains(x.colour, x.cls)) << "in-distribution negative names a held-out pair: "
                                                                      << pair->negative.text;

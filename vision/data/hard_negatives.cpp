@@ -40,14 +40,8 @@ std::vector<Edit> position_swaps(const Meaning& m) {
 std::vector<Edit> object_replacements(const Meaning& m) {
   std::vector<Edit> out;
   for (size_t i = 0; i < m.mentions.size(); ++i)
-    for (int c = 0; c < kSceneClasses; ++c) {
-      if (c == m.mentions[i].cls) continue;
-      // In counted captions groups are distinct (class, colour) pairs; keep negatives looking like captions.
-      bool collides = false;
-      for (size_t j = 0; j < m.mentions.size(); ++j)
-        collides |= m.total >= 0 && j != i && m.mentions[j].cls == c && m.mentions[j].colour == m.mentions[i].colour;
-      if (!collides) out.push_back([i, c](Meaning& x) { x.mentions[i].cls = c; });
-    }
+    for (int c = 0; c < kSceneClasses; ++c)
+      if (c != m.mentions[i].cls) out.push_back([i, c](Meaning& x) { x.mentions[i].cls = c; });
   return out;
 }
 
@@ -71,6 +65,19 @@ std::vector<Edit> count_changes(const Meaning& m) {
     }
   }
   return out;
+}
+
+// True captions without locations group the objects they would say alike ("two red shirts"); a negative
+// listing two alike mentions ("a red shirt and a red shirt") would be told apart by its wording alone.
+bool has_alike_mentions(const Meaning& m) {
+  for (const Mention& x : m.mentions)
+    if (x.cell >= 0 || x.anchor >= 0) return false;
+  for (size_t i = 0; i < m.mentions.size(); ++i)
+    for (size_t j = i + 1; j < m.mentions.size(); ++j) {
+      const Mention &a = m.mentions[i], &b = m.mentions[j];
+      if (a.cls == b.cls && a.colour == b.colour && a.size == b.size) return true;
+    }
+  return false;
 }
 
 }  // namespace
@@ -102,7 +109,7 @@ std::optional<Caption> make_negative(const Caption& positive, const Scene& scene
     neg.meaning = m;
     edit(neg.meaning);
     // An edit that says the same (two identical objects swapped) or happens to be true is no negative.
-    if (same_meaning(neg.meaning, m) || describes(neg.meaning, scene)) continue;
+    if (same_meaning(neg.meaning, m) || describes(neg.meaning, scene) || has_alike_mentions(neg.meaning)) continue;
     bool names_avoided = false;
     for (const Mention& x : neg.meaning.mentions) names_avoided |= avoid && x.colour >= 0 && avoid->contains(x.colour, x.cls);
     if (names_avoided) continue;
