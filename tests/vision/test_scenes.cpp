@@ -564,6 +564,16 @@ TEST(SceneData, BatchesHoldTheRenderedScenesCaptionsAndMetadata) {
   SceneDataOptions bad = small_options();
   bad.canvas = 16;
   EXPECT_THROW(SceneDataset(bad, synthetic_items(2, 1), synthetic_items(2, 2)), Error);
+  ImageSet no_bags = synthetic_items(2, 1);
+  for (int32_t& label : no_bags.labels)
+    if (label == 8) label = 0;
+  try {
+    SceneDataset(small_options(), no_bags, synthetic_items(2, 2)).scene(SceneSplit::train, 0);
+    ADD_FAILURE() << "no error for an item set without bags";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no image of class 8 (bag)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(data.caption(SceneSplit::test, 0, -1), Error);
   bad = small_options();
   bad.sampling.max_objects = 4;
   EXPECT_THROW(SceneDataset(bad, synthetic_items(2, 1), synthetic_items(2, 2)).scene(SceneSplit::train, 0), Error);
