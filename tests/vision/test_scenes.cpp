@@ -13,6 +13,7 @@
 #include <string>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "core/util/check.h"
 #include "vision/data/captions.h"
@@ -201,6 +202,34 @@ TEST(Scenes, RenderingScalesIntensityByTheItemsMaximum) {
       }
     }
   EXPECT_EQ(img[((r.y + 20) * 84 + r.x + 3) * 3], 106);  // 255 * 50 / (0.6 * 200), rounded
+}
+
+TEST(Scenes, AreaResizeIsTheExactBoxFilterAndAgreesWithOpenCV) {
+  std::vector<uint8_t> img(28 * 28);
+  for (int p = 0; p < 28 * 28; ++p) img[p] = static_cast<uint8_t>((p * 37 + (p / 28) * 11) % 256);
+  // Halving averages 2x2 blocks exactly (rounded half up).
+  std::vector<uint8_t> half = area_resize(img.data(), 28, 28, 14, 14);
+  for (int y = 0; y < 14; ++y)
+    for (int x = 0; x < 14; ++x) {
+      const int sum = img[2 * y * 28 + 2 * x] + img[2 * y * 28 + 2 * x + 1] + img[(2 * y + 1) * 28 + 2 * x] +
+                      img[(2 * y + 1) * 28 + 2 * x + 1];
+      ASSERT_EQ(half[y * 14 + x], (sum + 2) / 4) << x << "," << y;
+    }
+  EXPECT_EQ(area_resize(img.data(), 28, 28, 28, 28), img);
+  std::vector<uint8_t> twice = area_resize(img.data(), 28, 28, 56, 56);  // upscaling repeats pixels
+  for (int y = 0; y < 56; ++y)
+    for (int x = 0; x < 56; ++x) ASSERT_EQ(twice[y * 56 + x], img[(y / 2) * 28 + x / 2]) << x << "," << y;
+  // The scene sizes (21 and 13 pixels) match OpenCV's INTER_AREA within one level of rounding.
+  cv::Mat src(28, 28, CV_8UC1, img.data());
+  for (int side : {21, 13, 17}) {
+    std::vector<uint8_t> ours = area_resize(img.data(), 28, 28, side, side);
+    cv::Mat theirs;
+    cv::resize(src, theirs, cv::Size(side, side), 0, 0, cv::INTER_AREA);
+    int worst = 0;
+    for (int y = 0; y < side; ++y)
+      for (int x = 0; x < side; ++x) worst = std::max(worst, std::abs(ours[y * side + x] - theirs.at<uint8_t>(y, x)));
+    EXPECT_LE(worst, 1) << side;
+  }
 }
 
 TEST(Scenes, SampleHasTheStatedStructure) {

@@ -4,8 +4,6 @@
 #include <cmath>
 #include <numeric>
 
-#include <opencv2/imgproc.hpp>
-
 #include "core/util/check.h"
 #include "core/util/rng.h"
 
@@ -149,6 +147,34 @@ PixelRect object_rect(int canvas, int cell, ObjectSize size) {
   return r;
 }
 
+// Area (box-filter) resampling of a (h, w) grey image to (out_h, out_w) in integer arithmetic, so the
+// bytes are the same on every machine and OpenCV build. Source pixel j spans [j * out, (j + 1) * out) and
+// output pixel i spans [i * in, (i + 1) * in) on a common axis; weights are the overlaps.
+std::vector<uint8_t> area_resize(const uint8_t* src, int h, int w, int out_h, int out_w) {
+  MOELAB_CHECK(h > 0 && w > 0 && out_h > 0 && out_w > 0,
+               "area_resize: sizes must be positive (" << h << "x" << w << " -> " << out_h << "x" << out_w << ")");
+  // The source pixels under output pixel i, with their overlaps: j in [i*in/out, ((i+1)*in - 1)/out].
+  auto weight = [](int i, int j, int in, int out) {
+    return std::min(int64_t{i + 1} * in, int64_t{j + 1} * out) - std::max(int64_t{i} * in, int64_t{j} * out);
+  };
+  const int64_t total = int64_t{h} * w;  // the weights of one output pixel sum to h * w
+  std::vector<uint8_t> out(static_cast<size_t>(out_h) * out_w);
+  for (int y = 0; y < out_h; ++y) {
+    const int y0 = static_cast<int>(int64_t{y} * h / out_h), y1 = static_cast<int>((int64_t{y + 1} * h - 1) / out_h);
+    for (int x = 0; x < out_w; ++x) {
+      const int x0 = static_cast<int>(int64_t{x} * w / out_w), x1 = static_cast<int>((int64_t{x + 1} * w - 1) / out_w);
+      int64_t sum = 0;
+      for (int sy = y0; sy <= y1; ++sy) {
+        int64_t row = 0;
+        for (int sx = x0; sx <= x1; ++sx) row += weight(x, sx, w, out_w) * src[sy * w + sx];
+        sum += weight(y, sy, h, out_h) * row;
+      }
+      out[y * out_w + x] = static_cast<uint8_t>((sum + total / 2) / total);
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // Resizes item `item` into `rect` of the (canvas, canvas, 3) image and tints it: intensity v becomes
@@ -158,19 +184,17 @@ void paste_item(std::vector<uint8_t>& out, int canvas, const ImageSet& items, in
                 const std::array<uint8_t, 3>& rgb) {
   MOELAB_CHECK(items.channels == 1, "scene items must be grey (1 channel), got " << items.channels);
   MOELAB_CHECK(item >= 0 && item < items.count, "scene item " << item << " outside a set of " << items.count);
-  cv::Mat src(static_cast<int>(items.height), static_cast<int>(items.width), CV_8UC1,
-              const_cast<uint8_t*>(items.image(item)));
-  double max_value = 0;
-  cv::minMaxLoc(src, nullptr, &max_value);
+  const uint8_t* src = items.image(item);
+  const int max_value = *std::max_element(src, src + items.image_bytes());
   std::array<std::array<uint8_t, 3>, 256> lut{};
   for (int v = 0; v < 256 && max_value > 0; ++v)
     for (int ch = 0; ch < 3; ++ch)
       lut[v][ch] = static_cast<uint8_t>(std::lround(rgb[ch] * std::min(1.0, v / (kFullTint * max_value))));
-  cv::Mat resized;
-  cv::resize(src, resized, cv::Size(rect.w, rect.h), 0, 0, cv::INTER_AREA);
+  const std::vector<uint8_t> resized =
+      area_resize(src, static_cast<int>(items.height), static_cast<int>(items.width), rect.h, rect.w);
   for (int y = 0; y < rect.h; ++y)
     for (int x = 0; x < rect.w; ++x) {
-      const uint8_t* tint = lut[resized.at<uint8_t>(y, x)].data();
+      const uint8_t* tint = lut[resized[y * rect.w + x]].data();
       uint8_t* px = out.data() + (static_cast<size_t>(rect.y + y) * canvas + rect.x + x) * 3;
       for (int ch = 0; ch < 3; ++ch) px[ch] = tint[ch];
     }

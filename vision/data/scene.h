@@ -84,10 +84,14 @@ struct PixelRect {
 };
 PixelRect object_rect(int canvas, int cell, ObjectSize size);
 
-// The scene as RGB uint8 in (H, W, 3) order: black canvas, each item resized (area interpolation) into its
-// square and tinted: intensity v -> colour * min(1, v / (0.6 x the item's maximum)). `items` is the
+// The scene as RGB uint8 in (H, W, 3) order: black canvas, each item resized (area interpolation in integer
+// arithmetic, so bytes agree across machines) into its square and tinted: intensity v -> colour * min(1, v / (0.6 x the item's maximum)). `items` is the
 // Fashion-MNIST part the scene's item indices refer to.
 std::vector<uint8_t> render_scene(const Scene& scene, const ImageSet& items, int canvas);
+
+// Area resampling of a (h, w) grey image to (out_h, out_w): each output pixel is the overlap-weighted mean
+// of the source pixels it covers, rounded half up; exact integer arithmetic.
+std::vector<uint8_t> area_resize(const uint8_t* src, int h, int w, int out_h, int out_w);
 
 // One untinted item (grey on black in all three channels: the tint is white) in the centre cell at `size`.
 std::vector<uint8_t> render_probe(const ImageSet& items, int64_t item, int canvas, ObjectSize size);
