@@ -34,7 +34,8 @@ struct DictEntry {
 };
 std::vector<DictEntry> parse_dict_index(std::string_view index_text, const std::string& index_path);
 
-// dictd's base64 number ("5I" -> 5 * 64 + 8 = 328); nullopt on a character outside A-Za-z0-9+/.
+// dictd's base64 number: digits A-Z a-z 0-9 + / are 0..63, most significant first ("Fz" -> 5 * 64 + 51);
+// nullopt on any other character.
 std::optional<uint64_t> decode_dict_number(std::string_view digits);
 
 }  // namespace moelab::text
