@@ -32,6 +32,19 @@ std::vector<std::string> entries_of(const fs::path& dir) {
   return names;
 }
 
+// ctest runs every test in a process of its own; they share one cache per build of this program, so the
+// corpus is read and the tokenizer trained once, and a rebuilt library never meets a stale cache.
+fs::path shared_cache_dir() {
+  const fs::path parent = fs::path(MOELAB_BINARY_DIR) / "test_cache";
+  const auto stamp = fs::last_write_time("/proc/self/exe").time_since_epoch().count();
+  const std::string name = "text_tokenizer_" + std::to_string(stamp);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec))
+    if (e.path().filename().string().rfind("text_tokenizer_", 0) == 0 && e.path().filename() != name)
+      fs::remove_all(e.path(), ec);  // caches of earlier builds
+  return parent / name;
+}
+
 uint64_t sum_piece_bytes(const Tokenizer& t, const std::vector<int32_t>& ids) {
   uint64_t n = 0;
   for (int32_t id : ids) n += static_cast<uint64_t>(t.piece_bytes()[static_cast<size_t>(id)]);
@@ -43,7 +56,7 @@ class RealCorpusTokenizer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     CorpusOptions options;
-    options.cache_dir = (temp_root() / "real").string();
+    options.cache_dir = shared_cache_dir().string();
     options.max_domain_bytes = 20000;
     corpus_ = new Corpus(load_or_build_corpus(options));
     TokenizerOptions t;
