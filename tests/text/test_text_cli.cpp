@@ -10,6 +10,12 @@ namespace {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+// Removes the caches this program made when all tests are done.
+struct RemoveTempDir : ::testing::Environment {
+  void TearDown() override { fs::remove_all(fresh_dir("text_cli", "cache").parent_path()); }
+};
+[[maybe_unused]] ::testing::Environment* const remove_temp_dir = ::testing::AddGlobalTestEnvironment(new RemoveTempDir);
+
 }  // namespace
 
 TEST(DataTextCommand, BuildsThenFindsTheCacheAndPrintsTheTable) {
