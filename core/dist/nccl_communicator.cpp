@@ -59,6 +59,7 @@ class NcclCommunicator final : public Communicator {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
     bootstrap_.abort(message);
+    std::_Exit(1);  // not reached: the bootstrap's abort ends the process
   }
 
   // Grouped send/recv with every peer; the own part is a device copy on the same stream.

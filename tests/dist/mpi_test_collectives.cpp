@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "core/backend/device_select.h"
 #include "core/dist/communicator.h"
 #include "core/util/check.h"
 #include "tests/dist/dist_testing.h"
@@ -61,7 +62,9 @@ TEST(Collectives, AllReduceSumIsBitwiseReproducibleWhereOrderMatters) {
     std::vector<float> v = values(r);
     for (int64_t i = 0; i < len; ++i) backward[i] = backward[i] + v[i];
   }
-  if (n >= 3) ASSERT_NE(forward, backward) << "the data must be order-sensitive for this test to mean anything";
+  if (n >= 3) {
+    ASSERT_NE(forward, backward) << "the data must be order-sensitive for this test to mean anything";
+  }
   for (int repeat = 0; repeat < 3; ++repeat) {
     std::vector<float> v = values(comm().rank());
     comm().all_reduce_sum(v);
@@ -194,6 +197,47 @@ TEST(Collectives, BarrierHoldsEveryRankUntilAllArrive) {
   EXPECT_TRUE(std::filesystem::exists(marker)) << "rank " << comm().rank() << " passed the barrier early";
   comm().barrier();
   if (comm().rank() == 0) std::filesystem::remove(marker);
+}
+
+// CUDA tensors go through NCCL when it is built (one device per rank), else through host memory; either
+// way the results equal the host communicator's bit for bit (the same rank-order sums).
+TEST(Collectives, CudaTensorsGiveTheHostResults) {
+  const int devices = cuda_device_count();
+  if (devices == 0) GTEST_SKIP() << "no CUDA device (" << cuda_device_summary() << ")";
+  if (dist::nccl_built() && devices < comm().size())
+    GTEST_SKIP() << "NCCL needs one device per rank: " << devices << " devices for " << comm().size() << " ranks";
+  const Device dev = Device::cuda(comm().rank() % devices);
+  Communicator& c = dist::communicator_for(dev);
+  EXPECT_EQ(c.name(), dist::nccl_built() ? "nccl" : comm().name());
+  const int n = c.size(), me = c.rank();
+  for (DType t : {DType::f32, DType::f64, DType::i64}) {
+    Tensor x = rank_data(16, me, 37, 11, t).to(dev);
+    c.all_reduce_sum(x);
+    EXPECT_TRUE(x.device() == dev);
+    EXPECT_TRUE(same_bits(x.to(Device::cpu()), serial_sum(16, n, 37, 11, t))) << dtype_name(t);
+  }
+  Tensor g = c.all_gather(rank_data(17, me, me + 1, 3, DType::f32).to(dev));
+  int64_t at = 0;
+  for (int p = 0; p < n; ++p) {
+    EXPECT_TRUE(same_bits(g.slice(0, at, at + p + 1).to(Device::cpu()), rank_data(17, p, p + 1, 3, DType::f32)));
+    at += p + 1;
+  }
+  std::vector<int64_t> send(n), recv;
+  std::vector<Tensor> blocks;
+  for (int p = 0; p < n; ++p) {
+    send[p] = pair_rows(me, p);
+    blocks.push_back(pair_block(me, p, 3));
+  }
+  recv = c.exchange_counts(send);
+  Tensor y = c.all_to_all_v(concat(blocks, 0).to(dev), send, recv).to(Device::cpu());
+  at = 0;
+  for (int p = 0; p < n; ++p) {
+    EXPECT_TRUE(same_bits(y.slice(0, at, at + recv[p]), pair_block(p, me, 3))) << "block from rank " << p;
+    at += recv[p];
+  }
+  Tensor b = rank_data(18, me, 2, 5, DType::f64).to(dev);
+  c.broadcast(b, n - 1);
+  EXPECT_TRUE(same_bits(b.to(Device::cpu()), rank_data(18, n - 1, 2, 5, DType::f64)));
 }
 
 }  // namespace
