@@ -7,8 +7,8 @@ namespace {
 std::string g_name;
 
 moelab::cli::Registration reg{
-    "bench", "Run a benchmark (ops, moe, env, train); prints ratios measured in one run", [](CLI::App& sub) {
-      sub.add_option("name", g_name, "benchmark name: ops, moe, env, train")->required();
+    "bench", "Run a benchmark (ops, moe, env, train, dist); prints ratios measured in one run", [](CLI::App& sub) {
+      sub.add_option("name", g_name, "benchmark name: ops, moe, env, train, dist")->required();
       sub.prefix_command();  // stop parsing after NAME: the rest belongs to the benchmark
       sub.callback([&sub] {
         std::vector<std::string> rest = sub.remaining();

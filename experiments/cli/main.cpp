@@ -3,6 +3,7 @@
 #include <exception>
 #include <iostream>
 
+#include "core/dist/communicator.h"
 #include "experiments/cli/command.h"
 
 int main(int argc, char** argv) {
@@ -19,7 +20,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kBadUsage;
   } catch (const std::exception& e) {
     std::cerr << "moelab: error: " << e.what() << "\n";
+    // Under mpirun a failed rank stops the whole job (the others may be waiting in a collective).
+    if (moelab::dist::world_is_distributed()) moelab::dist::abort_job(e.what());
     return exit_code() == kOk ? kRunFailed : exit_code();
   }
+  if (exit_code() != kOk && moelab::dist::world_is_distributed())
+    moelab::dist::abort_job("exited with code " + std::to_string(exit_code()));
   return exit_code();
 }

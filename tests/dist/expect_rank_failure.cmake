@@ -1,0 +1,18 @@
+# cmake -DCOMMAND="mpirun;-np;2;...;prog" -DRANKS=2 -DTIMEOUT=60 -P expect_rank_failure.cmake
+# Passes when the job exits non-zero before TIMEOUT and its output names the failing (last) rank and error.
+math(EXPR last "${RANKS} - 1")
+execute_process(COMMAND ${COMMAND} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT ${TIMEOUT})
+set(all "${out}${err}")
+message(STATUS "exit: ${rc}\n${all}")
+if(rc MATCHES "timeout")
+  message(FATAL_ERROR "the job hung: still running after ${TIMEOUT} s")
+endif()
+if(rc EQUAL 0)
+  message(FATAL_ERROR "the job exited 0 although rank ${last} failed")
+endif()
+if(NOT all MATCHES "moelab: rank ${last} of ${RANKS} failed: injected failure at step 3")
+  message(FATAL_ERROR "the output does not name the failing rank and its error")
+endif()
+if(all MATCHES "finished \\(it should have been stopped\\)")
+  message(FATAL_ERROR "a rank ran past the collective the failed rank never joined")
+endif()
