@@ -25,7 +25,7 @@ enum class Kernel : uint8_t;  // core/backend/kernel_support.h
 
 // The activation of an MoE expert FFN: relu, gelu (tanh form) or swiglu (silu(x W1) * (x W3)).
 enum class ExpertActivation : uint8_t { relu, gelu, swiglu };
-// Stacked expert weights (specs/moe.md §3): w1 (E, d, f), w2 (E, f, d), b1 (E, f) and b2 (E, d) or
+// Stacked expert weights (docs/moe.md §3): w1 (E, d, f), w2 (E, f, d), b1 (E, f) and b2 (E, d) or
 // undefined, w3 (E, d, f) for swiglu only. Also used for their gradients.
 struct ExpertWeights {
   Tensor w1, b1, w2, b2, w3;
@@ -174,7 +174,7 @@ class Backend {
   // sum of squares of x as double (for global-norm clipping)
   virtual double sum_squares(const Tensor& x);
 
-  // ---- MoE dispatch (specs/moe.md §3; driven by core/moe/dispatch.h) ----
+  // ---- MoE dispatch (docs/moe.md §3; driven by core/moe/dispatch.h) ----
   // S (token, slot) assignments are token-major: the slots of token t are [token_offsets[t],
   // token_offsets[t+1]) (token_offsets: (T+1) i64). A plan groups the kept assignments into R rows,
   // expert by expert, in slot order inside each expert. Index tensors are i64.

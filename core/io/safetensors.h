@@ -1,5 +1,5 @@
 #pragma once
-// safetensors checkpoints (specs/formats.md B.1): u64 little-endian header length N, N bytes of JSON
+// safetensors checkpoints (docs/formats.md §1): u64 little-endian header length N, N bytes of JSON
 // (padded with spaces to a multiple of 8), then the tensors' bytes, row-major and little-endian.
 // Works on raw bytes so that it does not depend on the Tensor class.
 //

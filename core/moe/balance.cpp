@@ -1,4 +1,4 @@
-// Balancing terms (specs/moe.md §2), built from generic differentiable ops.
+// Balancing terms (docs/moe.md §2), built from generic differentiable ops.
 #include "core/moe/balance.h"
 
 #include <cmath>

@@ -1,5 +1,5 @@
 #pragma once
-// The balancing terms of specs/moe.md §2 as differentiable functions of the router's tensors. Each returns
+// The balancing terms of docs/moe.md §2 as differentiable functions of the router's tensors. Each returns
 // the raw term (a 0-d tensor); the layer pairs it with its coefficient. Counts are plain numbers: no
 // gradient flows through them.
 #include <cstdint>

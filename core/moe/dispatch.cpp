@@ -1,4 +1,4 @@
-// The fused dispatch -> grouped expert FFN -> combine op and its mirrored backward (specs/moe.md §3).
+// The fused dispatch -> grouped expert FFN -> combine op and its mirrored backward (docs/moe.md §3).
 #include "core/moe/dispatch.h"
 
 #include <atomic>

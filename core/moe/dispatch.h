@@ -1,5 +1,5 @@
 #pragma once
-// The fast path of specs/moe.md §3 as two differentiable ops built on the Backend's moe_* kernels:
+// The fast path of docs/moe.md §3 as two differentiable ops built on the Backend's moe_* kernels:
 //   moe_dispatch_combine: gather token rows by expert, run each expert's FFN on its contiguous segment
 //     (one GEMM pair per non-empty expert), combine the weighted outputs per token in a fixed order;
 //   grouped_expert_ffn: the grouped FFN alone on rows already grouped by expert (Soft MoE, shared experts).

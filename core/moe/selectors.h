@@ -1,5 +1,5 @@
 #pragma once
-// The discrete part of routing (specs/moe.md §1.3): which experts each token goes to. Plain host loops on
+// The discrete part of routing (docs/moe.md §1.3): which experts each token goes to. Plain host loops on
 // detached scores; the gradient flows through the combine weights the router gathers afterwards.
 // Results are token-major slot lists (see dispatch.h).
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// Progress output (specs/formats.md B.4). On a terminal: a tqdm-style bar on stderr, redrawn at most
+// Progress output (docs/formats.md §4). On a terminal: a tqdm-style bar on stderr, redrawn at most
 // every 0.1 s:   train: 45%|████▌     | 450/1000 [00:12<00:15, 36.2it/s, loss=2.31]
 // Otherwise (CI, nohup, files): a plain line every N seconds, never '\r':
 //   step 450/1000 loss 2.31 lr 3e-4 12.3 it/s eta 00:15

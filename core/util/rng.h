@@ -1,5 +1,5 @@
 #pragma once
-// Named random streams derived from one config seed (DESIGN.md §2): RngStream(seed, "init"),
+// Named random streams derived from one config seed (docs/architecture.md §2): RngStream(seed, "init"),
 // RngStream(seed, "data"), ... Each stream is a Philox key plus a counter that advances by the
 // number of values drawn; saving (key, counter) in a checkpoint restores it exactly.
 #include <cstdint>

@@ -1,4 +1,4 @@
-// `moelab env trace|info|record`: the MinAtar environments from the command line (specs/minatar.md).
+// `moelab env trace|info|record`: the MinAtar environments from the command line (docs/minatar.md).
 //   moelab env trace --game G --seed S --actions FILE [--sticky P] [--no-ramping]
 //   moelab env info GAME
 //   moelab env record --game G [--seed S] [--steps N] [--video out.mp4] [--frames DIR]

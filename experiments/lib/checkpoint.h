@@ -1,5 +1,5 @@
 #pragma once
-// Checkpoints of a run (DESIGN.md §4): <run_dir>/ckpt/step_000001000/{model.safetensors,
+// Checkpoints of a run (docs/architecture.md §4): <run_dir>/ckpt/step_000001000/{model.safetensors,
 // state.safetensors, DONE}. A checkpoint is written into "<name>.tmp", renamed, and DONE is written
 // last, so a run killed at any point leaves either a complete checkpoint or one that resume ignores.
 //   model.safetensors  the model's state dict: parameters and buffers (router biases), PyTorch-style names;

@@ -1,5 +1,5 @@
 #pragma once
-// The run directory (DESIGN.md §4): naming, the files that record how a run was started, and the
+// The run directory (docs/architecture.md §4): naming, the files that record how a run was started, and the
 // run's log (console and log.txt).
 #include <cstdio>
 #include <filesystem>

@@ -1,5 +1,5 @@
 #pragma once
-// Asterix (specs/minatar.md §1.3): channels player 0, enemy 1, trail 2, gold 3. Entity slot i lives on
+// Asterix (docs/minatar.md §1.3): channels player 0, enemy 1, trail 2, gold 3. Entity slot i lives on
 // row i+1; spawns draw rand(), rand() and (only when a slot is free) randint(#free).
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Breakout (specs/minatar.md §1.2): channels paddle 0, ball 1, trail 2, brick 3. No ramping; the only
+// Breakout (docs/minatar.md §1.2): channels paddle 0, ball 1, trail 2, brick 3. No ramping; the only
 // draw is randint(2) at reset.
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 #pragma once
-// MinAtar's `Environment` wrapper (specs/minatar.md §1): sticky actions drawn from the same MT19937 stream
+// MinAtar's `Environment` wrapper (docs/minatar.md §1): sticky actions drawn from the same MT19937 stream
 // as the game after seed(), `last_action` kept across resets, 6 actions, optional difficulty ramping.
 //   Environment env(GameId::kBreakout);  env.seed(42);  env.reset();
 //   StepResult r = env.act(3);  env.observe(buffer);   // buffer: (10, 10, channels()) bytes

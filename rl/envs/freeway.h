@@ -1,5 +1,5 @@
 #pragma once
-// Freeway (specs/minatar.md §1.4): channels chicken 0, car 1, speed1..speed5 = 2..6. The chicken is in
+// Freeway (docs/minatar.md §1.4): channels chicken 0, car 1, speed1..speed5 = 2..6. The chicken is in
 // column 4; car i is on row i+1. Episodes last exactly 2501 steps; cars move every |v|+1 steps.
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 #pragma once
-// numpy's legacy RandomState, reproduced draw for draw (specs/minatar.md §1): one MT19937 stream,
+// numpy's legacy RandomState, reproduced draw for draw (docs/minatar.md §1): one MT19937 stream,
 // `rand()` from two 32-bit words, legacy masked-rejection `randint`. MinAtar's wrapper and game share it.
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Space Invaders (specs/minatar.md §1.6): channels cannon 0, alien 1, alien_left 2, alien_right 3,
+// Space Invaders (docs/minatar.md §1.6): channels cannon 0, alien 1, alien_left 2, alien_right 3,
 // friendly_bullet 4, enemy_bullet 5. No draws inside the game. The three 10x10 maps are row bitmasks
 // (bit x = column x); np.roll becomes a shift or rotation.
 #include <cstdint>

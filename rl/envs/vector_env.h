@@ -17,7 +17,7 @@
 
 namespace moelab::rl {
 
-// The two protocols of specs/minatar.md §2. Record which one every result used.
+// The two protocols of docs/minatar.md §2. Record which one every result used.
 struct ProtocolPreset {
   std::string_view name;
   bool minimal_action_set;

@@ -1,4 +1,4 @@
-// Every op in core/ops/ops.h on every backend present, against `ref` (DESIGN.md §5): one table of op
+// Every op in core/ops/ops.h on every backend, against `ref` (docs/architecture.md §5): one table of op
 // cases, each run over its shapes x dtypes x layouts (contiguous, transposed, sliced), forward and
 // backward, compared by NMSE with a per-op bound, NaN/Inf positions compared exactly. A second table
 // calls the Backend kernels directly on outputs surrounded by guard values. Adding an op = adding a row.

@@ -1,4 +1,4 @@
-// Every op with a backward: float64 central differences against backward() (DESIGN.md §5), on the ref
+// Every op with a backward: float64 central differences vs backward() (docs/architecture.md §5), on the ref
 // and cpu backends, and on cuda when a device is present (GradCuda.Present says when it was skipped).
 // Inputs keep away from kinks (ReLU at 0, Huber at +-delta, max and top-k ties).
 #include <gtest/gtest.h>

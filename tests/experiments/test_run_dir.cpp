@@ -1,4 +1,4 @@
-// One short `moelab run` of the toy task: the run directory holds exactly what DESIGN.md §4 lists,
+// One short `moelab run` of the toy task: the run directory holds exactly what docs/architecture.md §4 lists,
 // checkpoints have PyTorch-style names and the resume state, metrics.jsonl and the TensorBoard file
 // agree record by record (every record's CRCs checked), `moelab eval` reproduces the logged
 // evaluation, and old checkpoints are pruned.

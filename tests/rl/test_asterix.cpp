@@ -1,4 +1,4 @@
-// Asterix rules (specs/minatar.md §1.3).
+// Asterix rules (docs/minatar.md §1.3).
 #include <gtest/gtest.h>
 
 #include <vector>

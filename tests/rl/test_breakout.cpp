@@ -1,4 +1,4 @@
-// Breakout rules (specs/minatar.md §1.2).
+// Breakout rules (docs/minatar.md §1.2).
 #include <gtest/gtest.h>
 
 #include "rl/envs/breakout.h"

@@ -1,4 +1,4 @@
-// Freeway rules (specs/minatar.md §1.4).
+// Freeway rules (docs/minatar.md §1.4).
 #include <gtest/gtest.h>
 
 #include <cstdlib>

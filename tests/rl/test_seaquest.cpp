@@ -1,4 +1,4 @@
-// Seaquest rules (specs/minatar.md §1.5).
+// Seaquest rules (docs/minatar.md §1.5).
 #include <gtest/gtest.h>
 
 #include "rl/envs/environment.h"

@@ -1,4 +1,4 @@
-// Space Invaders rules (specs/minatar.md §1.6).
+// Space Invaders rules (docs/minatar.md §1.6).
 #include <gtest/gtest.h>
 
 #include <cstring>

@@ -1,4 +1,4 @@
-// cuda: the MoE routing plan and row movement (specs/moe.md §3). The plan is sort-based and stays on the
+// cuda: the MoE routing plan and row movement (docs/moe.md §3). The plan is sort-based and stays on the
 // device: validate expert ids, stable radix sort of slots by expert (sort.cu; slot order inside each
 // expert), segment starts = histogram + exclusive scan, capacity applied by rank within the segment
 // (by priority through two more stable sorts when slot_priority is given), then one more stable sort

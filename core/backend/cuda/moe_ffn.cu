@@ -1,4 +1,4 @@
-// cuda: the grouped expert FFN of the MoE layer and its backward (specs/moe.md §3 step 4 and 6). Each
+// cuda: the grouped expert FFN of the MoE layer and its backward (docs/moe.md §3 step 4 and 6). Each
 // expert's rows are one contiguous segment; the GEMMs of all non-empty experts run as one cuBLAS grouped
 // batched GEMM per weight (gemm.cpp), sized from the expert offsets on the host. Host synchronization:
 // given a device tensor for expert_offsets, each call reads it back once (a small device->host copy);

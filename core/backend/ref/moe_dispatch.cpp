@@ -1,5 +1,5 @@
 // ref: MoE routing plan, gather/scatter, combine and the grouped expert FFN as plain loops with double
-// accumulation (the executable specification of specs/moe.md §3).
+// accumulation (the executable specification of docs/moe.md §3).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
