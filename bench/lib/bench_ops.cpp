@@ -13,7 +13,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bench/lib/bench.h"
+#include "core/backend/device_select.h"
+#include "core/backend/kernel_support.h"
 #include "core/autograd/autograd.h"
 #include "core/nn/transformer.h"
 #include "core/ops/op_util.h"
@@ -52,12 +56,14 @@ struct Options {
   bool quick = false;
   AttentionBenchOptions attention;
   bool attention_only = false;
+  bool support = false;
 };
 
 void usage(const char* argv0) {
   std::printf(
       "usage: %s [--sizes 256,512,1024,2048] [--tokens 256] [--dim 256] [--heads 4] [--batch 1] [--repeats N] "
-      "[--quick] [--attention-tokens 256,1024] [--attention-batches 1,8] [--attention-only]\n"
+      "[--quick] [--attention-tokens 256,1024] [--attention-batches 1,8] [--attention-only] [--support]\n"
+      "  --support: print which kernels each backend (ref, cpu, cuda) runs per dtype, and exit.\n"
       "  matmul rows: GFLOP/s of moelab's matmul op (f32, includes allocating the output) and of cblas_sgemm into a\n"
       "  preallocated output, median of repeats after warm-up; ratio = op / sgemm.\n"
       "  block row: forward+backward of one pre-LN transformer block (B, T, d), GELU MLP of width 4d;\n"
@@ -91,6 +97,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--attention-tokens") o.attention.tokens = list();
     else if (a == "--attention-batches") o.attention.batches = list();
     else if (a == "--attention-only") o.attention_only = true;
+    else if (a == "--support") o.support = true;
     else if (a == "--tokens") o.block_tokens = std::stoll(value());
     else if (a == "--dim") o.block_dim = std::stoll(value());
     else if (a == "--heads") o.block_heads = std::stoll(value());
@@ -343,6 +350,40 @@ std::vector<std::string> bench_attention(const AttentionBenchOptions& o) {
   return json;
 }
 
+// Kernel x dtype support of every backend (Backend::supports), a table and one JSON line per backend.
+void print_support_matrix() {
+  std::vector<std::pair<const char*, Backend*>> backends = {{"ref", &ref_backend()}, {"cpu", &cpu_backend()},
+                                                            {"cuda", &cuda_backend()}};
+  std::printf("kernel support (f32 f64 i32 i64 per backend; cuda: %s)\n",
+              cuda_backend().available() ? cuda_device_summary(0).c_str() : "not available here");
+  std::printf("%-26s", "kernel");
+  for (auto& [name, be] : backends) std::printf(" %-12s", name);
+  std::printf("\n");
+  for (Kernel k : all_kernels()) {
+    std::printf("%-26s", kernel_name(k));
+    for (auto& [name, be] : backends) {
+      std::string cell;
+      for (DType dt : support_dtypes()) cell += be->supports(k, dt) ? "x" : ".";
+      std::printf(" %-12s", cell.c_str());
+    }
+    std::printf("\n");
+  }
+  for (auto& [name, be] : backends) {
+    nlohmann::ordered_json j;
+    j["bench"] = "ops";
+    j["row"] = "support";
+    j["backend"] = name;
+    j["available"] = be->available();
+    for (Kernel k : all_kernels()) {
+      std::vector<std::string> dts;
+      for (DType dt : support_dtypes())
+        if (be->supports(k, dt)) dts.push_back(dtype_name(dt));
+      j["kernels"][kernel_name(k)] = dts;
+    }
+    std::printf("%s\n", j.dump().c_str());
+  }
+}
+
 int bench_ops_main(int argc, char** argv) {
   Options o;
   try {
@@ -350,6 +391,10 @@ int bench_ops_main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
     return 2;
+  }
+  if (o.support) {
+    print_support_matrix();
+    return 0;
   }
   std::printf("bench ops: %d OpenMP threads, OpenBLAS %s\n", omp_get_max_threads(), openblas_get_config());
   o.attention.repeats = o.repeats;

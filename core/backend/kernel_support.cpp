@@ -14,7 +14,8 @@ const char* const kNames[] = {
     "logsumexp", "layernorm", "layernorm_backward", "gather", "scatter_add", "index_select_rows", "index_add_rows",
     "topk", "im2col", "col2im", "cross_entropy", "cross_entropy_backward", "random_uniform", "random_normal",
     "dropout_mask", "adamw_update", "sgd_update", "rmsprop_update", "sum_squares", "moe_plan", "moe_gather_rows",
-    "moe_scatter_rows", "moe_combine", "moe_combine_backward", "moe_expert_ffn", "moe_expert_ffn_backward"};
+    "moe_scatter_rows", "moe_combine", "moe_combine_backward", "moe_expert_ffn", "moe_expert_ffn_backward",
+    "attention_forward", "attention_backward"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Kernel::count_));
 
 // One call of kernel k on tiny, valid inputs of dtype dt on device d.
@@ -105,6 +106,15 @@ void probe(Backend& be, Kernel k, DType dt, Device d) {
       return be.rmsprop_update(out, x, sq, avg, 1e-3, 0.99, 1e-8, 0.0, true);
     }
     case Kernel::sum_squares: be.sum_squares(x); return;
+    case Kernel::attention_forward:
+    case Kernel::attention_backward: {
+      // (B, H, T, D) = (1, 1, 2, 3), every key valid.
+      Tensor q = t({1, 1, 2, 3}, dt), o = t({1, 1, 2, 3}, dt), lse = t({1, 1, 2}, dt);
+      be.attention_forward(q, q, q, none, true, 0.5, o, lse);
+      if (k == Kernel::attention_forward) return;
+      Tensor gq = t({1, 1, 2, 3}, dt), gk = t({1, 1, 2, 3}, dt), gv = t({1, 1, 2, 3}, dt);
+      return be.attention_backward(q, q, q, none, true, 0.5, o, lse, q, gq, gk, gv);
+    }
     default: break;
   }
   // The MoE dispatch family: 2 tokens, one slot each, 2 experts.

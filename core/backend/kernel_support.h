@@ -14,7 +14,7 @@ enum class Kernel : uint8_t {
   layernorm_backward, gather, scatter_add, index_select_rows, index_add_rows, topk, im2col, col2im,
   cross_entropy, cross_entropy_backward, random_uniform, random_normal, dropout_mask, adamw_update, sgd_update,
   rmsprop_update, sum_squares, moe_plan, moe_gather_rows, moe_scatter_rows, moe_combine, moe_combine_backward,
-  moe_expert_ffn, moe_expert_ffn_backward, count_
+  moe_expert_ffn, moe_expert_ffn_backward, attention_forward, attention_backward, count_
 };
 
 const char* kernel_name(Kernel k);

@@ -76,11 +76,6 @@ Tensor MoELayer::shared_forward(const Tensor& x2) {
   return y;
 }
 
-Tensor MoELayer::forward(const Tensor& x) {
-  nn::ForwardContext ctx;
-  return forward(x, ctx);
-}
-
 Tensor MoELayer::forward(const Tensor& x, nn::ForwardContext& ctx) {
   const int64_t d = options.d_model;
   MOELAB_CHECK(x.dim() >= 2 && x.size(-1) == d, "MoELayer: input must be (..., " << d << "), got " << x.shape().str());

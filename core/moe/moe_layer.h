@@ -33,8 +33,7 @@ class MoELayer : public nn::Module {
   // Adds one aux loss per active balancing term (named like its key: switch_loss, z_loss, ...) and tallies
   // its routing into ctx.routing under this layer's path.
   Tensor forward(const Tensor& x, nn::ForwardContext& ctx) override;
-  // With an empty context (no side inputs; aux losses and routing are dropped).
-  Tensor forward(const Tensor& x) override;
+  using nn::Module::forward;  // forward(x): an empty context (no side inputs; aux losses and routing dropped)
   // The aux-loss-free bias update from the step's choice counts of this layer (end.routing).
   void after_optimizer_step(const nn::StepEnd& end) override;
 

@@ -11,8 +11,18 @@
 
 namespace moelab::nn {
 
-Tensor Module::forward(const Tensor&) {
-  MOELAB_FAIL(type_name_ << " has no one-tensor forward(x); call its own forward overload");
+Tensor Module::forward(const Tensor& x) {
+  // Modules that define only the context form run with an empty context (aux losses and routing dropped).
+  // The two defaults call each other: a module that overrides neither is caught here.
+  thread_local const Module* entered = nullptr;
+  MOELAB_CHECK(entered != this, type_name_ << " defines neither forward(x) nor forward(x, ctx)");
+  struct Reset {
+    const Module* prev;
+    ~Reset() { entered = prev; }
+  } reset{entered};
+  entered = this;
+  ForwardContext ctx;
+  return forward(x, ctx);
 }
 
 void Module::after_optimizer_step_all(const StepEnd& end) {

@@ -31,7 +31,8 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   // ---- forward ----
-  // The one-tensor forward of layers that need no context (Linear, LayerNorm). The default throws.
+  // The one-tensor forward of layers that need no context (Linear, LayerNorm). The default runs
+  // forward(x, ctx) with an empty context (aux losses and routing are dropped).
   virtual Tensor forward(const Tensor& x);
   // The forward with its context (side inputs, draws, aux losses, routing). Modules that read the context
   // (MoE layers, attention with masks, dropout) and containers override this; the default is forward(x).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include "core/backend/kernel_support.h"
 #include "core/helpers_backend_ops.h"
 #include "core/helpers_compare.h"
 #include "core/ops/op_util.h"
@@ -423,6 +424,8 @@ TEST_P(BackendOps, MatchesRef) {
           try {
             got = test::run_on_backend(c.run, inputs, kind, grad ? &upstream : nullptr);
           } catch (const NotSupported& e) {
+            // ref ran this case: the cpu backend must too; cuda may lack a kernel (and reports it).
+            if (kind == BackendKind::cpu) ADD_FAILURE() << "the cpu backend lacks a kernel that ref has: " << e.what();
             ++unsupported;
             continue;
           }
@@ -634,6 +637,24 @@ INSTANTIATE_TEST_SUITE_P(Kernels, BackendKernels,
                          ::testing::Combine(::testing::Range(0, static_cast<int>(kernel_table().size())),
                                             ::testing::ValuesIn(backends_under_test())),
                          kernel_case_name);
+
+// Backend::supports, probed per kernel and dtype: every kernel runs on ref in float, and the cpu backend
+// runs everything ref runs.
+TEST(BackendSupport, CpuCoversEveryKernelRefHas) {
+  int covered = 0;
+  for (Kernel k : all_kernels()) {
+    for (DType dt : {DType::f32, DType::f64})
+      EXPECT_TRUE(ref_backend().supports(k, dt)) << kernel_name(k) << " " << dtype_name(dt) << " on ref";
+    for (DType dt : support_dtypes())
+      if (ref_backend().supports(k, dt)) {
+        EXPECT_TRUE(cpu_backend().supports(k, dt)) << "cpu lacks " << kernel_name(k) << " " << dtype_name(dt);
+        ++covered;
+      }
+  }
+  EXPECT_GE(covered, 2 * static_cast<int>(all_kernels().size()));
+  EXPECT_FALSE(cuda_backend().available() ? false : cuda_backend().supports(Kernel::matmul, DType::f32))
+      << "an unavailable cuda backend supports nothing";
+}
 
 // The cuda rows are instantiated only when a device is usable; this says so when they are not.
 TEST(BackendOpsCuda, Present) {

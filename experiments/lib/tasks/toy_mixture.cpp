@@ -1,67 +1,18 @@
 // Task `toy_mixture`: regression on a mixture of functions (data/mixture_data.h), the smallest problem where
 // experts should specialize. The cluster id is the routing label, so the report's clusters x experts
 // heatmap and its mutual information show whether routing found the clusters.
-// Model: x -> Linear(in, d) -> blocks h += FFN(LayerNorm(h)) -> LayerNorm -> Linear(d, out); the FFN of the
-// blocks model.moe.every / model.moe.layers choose is an MoE layer, else a dense MLP.
+// Model: models/residual_mlp.h, with MoE FFNs in the blocks model.moe.every / model.moe.layers choose.
 #include <algorithm>
 #include <numeric>
 
-#include "core/moe/moe_layer.h"
-#include "core/nn/mlp.h"
 #include "core/ops/ops.h"
 #include "experiments/lib/data/mixture_data.h"
+#include "experiments/lib/models/residual_mlp.h"
 #include "experiments/lib/moe_support.h"
 #include "experiments/lib/task.h"
 
 namespace moelab::experiments {
 namespace {
-
-class ToyNet : public nn::Module {
- public:
-  ToyNet(const Config& cfg, int64_t in, int64_t out, RngStream& rng) : Module("ToyNet") {
-    const int64_t d = cfg.get_int("model.d_model"), d_ff = cfg.get_int("model.d_ff"), depth = cfg.get_int("model.layers");
-    const std::vector<int64_t> moe_blocks = moe_blocks_from(cfg, depth);
-    input = register_module("input", std::make_shared<nn::Linear>(in, d, true, rng));
-    blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
-    for (int64_t i = 0; i < depth; ++i) {
-      auto block = std::make_shared<Block>();
-      block->norm = block->register_module("norm", std::make_shared<nn::LayerNorm>(d));
-      std::shared_ptr<nn::Module> ffn;
-      if (std::count(moe_blocks.begin(), moe_blocks.end(), i))
-        // The batch is the MoE layer's "sequence" (Soft MoE sizes its slots from it).
-        ffn = std::make_shared<moe::MoELayer>(moe_config_from(cfg),
-                                              moe::MoELayerOptions{.d_model = d, .d_ff = d_ff,
-                                                                   .seq_len = cfg.get_int("data.batch_size")},
-                                              rng);
-      else
-        ffn = std::make_shared<nn::MLP>(nn::MlpOptions{.dim = d, .hidden = d_ff}, rng);
-      block->ffn = block->register_module("ffn", ffn);
-      blocks->push_back(block);
-    }
-    norm = register_module("norm", std::make_shared<nn::LayerNorm>(d));
-    head = register_module("head", std::make_shared<nn::Linear>(d, out, true, rng));
-  }
-
-  // x: (B, in) -> (B, out)
-  Tensor forward(const Tensor& x, nn::ForwardContext& ctx) override {
-    Tensor h = input->forward(x);
-    for (size_t i = 0; i < blocks->size(); ++i) {
-      auto& block = static_cast<Block&>((*blocks)[i]);
-      h = h + block.ffn->forward(block.norm->forward(h), ctx);
-    }
-    return head->forward(norm->forward(h));
-  }
-  using Module::forward;
-
-  struct Block : nn::Module {
-    Block() : Module("Block") {}
-    std::shared_ptr<nn::LayerNorm> norm;
-    std::shared_ptr<nn::Module> ffn;
-  };
-  std::shared_ptr<nn::Linear> input, head;
-  std::shared_ptr<nn::ModuleList> blocks;
-  std::shared_ptr<nn::LayerNorm> norm;
-};
 
 class ToyMixtureTask : public Task {
  public:
@@ -116,7 +67,10 @@ class ToyMixtureTask : public Task {
 
   std::shared_ptr<nn::Module> make_model() override {
     RngStream init(seed_, "init");
-    return std::make_shared<ToyNet>(cfg_, train_.x.size(1), train_.y.size(1), init);
+    ResidualMlpOptions o{train_.x.size(1), train_.y.size(1), cfg_.get_int("model.d_model"), cfg_.get_int("model.d_ff"),
+                         cfg_.get_int("model.layers"), moe_blocks_from(cfg_, cfg_.get_int("model.layers")),
+                         moe_config_from(cfg_), batch_};
+    return std::make_shared<ResidualMlp>(o, init);
   }
   int64_t micro_batches_per_epoch() const override { return batches_per_epoch_; }
   int64_t examples_per_micro_batch() const override { return batch_; }
