@@ -164,12 +164,9 @@ class Trainer {
     set_cuda_allow_tf32(cfg_.get_bool("train.allow_tf32"));
     check_workers_supported(cfg_, device);
     device_ = device;
-    fs::create_directories(opt_.run_dir);
-    auto ckpt = opt_.resume ? latest_checkpoint(opt_.run_dir) : std::nullopt;
+    auto ckpt = opt_.resume && fs::exists(opt_.run_dir) ? latest_checkpoint(opt_.run_dir) : std::nullopt;
     if (!opt_.resume && (fs::exists(opt_.run_dir / "metrics.jsonl") || fs::exists(opt_.run_dir / "ckpt")))
       throw ConfigError({opt_.run_dir.string() + " already holds a run; pass --resume to continue it or choose another --run-dir"});
-    write_run_files(opt_.run_dir, cfg_, opt_.argv, opt_.overrides, opt_.resume && fs::exists(opt_.run_dir / "cmdline.txt"));
-    log_ = std::make_unique<RunLog>(opt_.run_dir / "log.txt");
 
     // Tests interrupt a run at an exact step (nothing may depend on timing): MOELAB_TEST_SIGINT_AT_STEP=N.
     if (const char* env = std::getenv("MOELAB_TEST_SIGINT_AT_STEP")) sigint_at_step_ = std::atoll(env);
@@ -177,14 +174,17 @@ class Trainer {
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
     threads_ = omp_get_max_threads();
 
-    if (device.is_cuda())
-      say("device: " + cuda_device_summary(device.index) + (cuda_allow_tf32() ? " (TF32 matmuls allowed)" : ""));
+    // Task, model and optimizer before any file: their config errors (parameter groups, budgets, data
+    // sizes) leave nothing behind. Lines the task logs meanwhile are held until log.txt exists.
     task_ = find_task(cfg_.get_string("task")).make();
     TaskContext ctx;
     ctx.device = device;
     ctx.seed = static_cast<uint64_t>(cfg_.get_int("seed"));
     ctx.run_dir = opt_.run_dir.string();
-    ctx.log = [this](const std::string& line) { say(line); };
+    ctx.log = [this](const std::string& line) {
+      if (log_) say(line);
+      else early_lines_.push_back(line);
+    };
     task_->build(cfg_, ctx);
     model_ = task_->make_model();
     model_->to(device);
@@ -193,6 +193,14 @@ class Trainer {
     seed_ = ctx.seed;
     training_ = std::make_unique<TrainingStep>(*task_, *model_, cfg_, seed_, device);
     total_steps_ = budget_steps(cfg_, *task_);
+
+    fs::create_directories(opt_.run_dir);
+    write_run_files(opt_.run_dir, cfg_, opt_.argv, opt_.overrides, opt_.resume && fs::exists(opt_.run_dir / "cmdline.txt"));
+    log_ = std::make_unique<RunLog>(opt_.run_dir / "log.txt");
+    if (device.is_cuda())
+      say("device: " + cuda_device_summary(device.index) + (cuda_allow_tf32() ? " (TF32 matmuls allowed)" : ""));
+    for (const auto& line : early_lines_) say(line);
+    early_lines_.clear();
     log_every_ = cfg_.get_int("train.log_every");
     eval_every_ = cfg_.get_int("train.eval_every");
     checkpoint_every_ = cfg_.get_int("train.checkpoint_every");
@@ -410,6 +418,7 @@ class Trainer {
   Config cfg_;
   TrainerOptions opt_;
   std::unique_ptr<RunLog> log_;
+  std::vector<std::string> early_lines_;  // logged by the task before log.txt existed
   std::unique_ptr<Task> task_;
   std::shared_ptr<nn::Module> model_;
   std::unique_ptr<TrainingStep> training_;

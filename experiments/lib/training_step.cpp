@@ -142,18 +142,18 @@ std::string TrainingStep::non_finite(const StepOutcome& o, double norm, int64_t 
     if (!what.empty()) break;
   }
   if (what.empty() && std::isfinite(norm)) return "";
-  if (what.empty()) what = "gradient norm (" + num(norm) + ")";
+  // A non-finite loss makes every gradient non-finite: then only a parameter can be the cause; with finite
+  // losses, the first non-finite gradient is.
+  const bool gradient = what.empty();
+  if (gradient) what = "gradient norm (" + num(norm) + ")";
   std::string culprit;
-  for (const auto& [name, p] : params_)
-    if (has_non_finite(p)) {
-      culprit = "parameter " + name;
-      break;
-    } else if (has_non_finite(p.grad())) {
-      culprit = "gradient of " + name;
-      break;
-    }
+  for (const auto& [name, p] : params_) {
+    if (has_non_finite(p)) culprit = "parameter " + name;
+    else if (gradient && has_non_finite(p.grad())) culprit = "gradient of " + name;
+    if (!culprit.empty()) break;
+  }
   return "step " + std::to_string(step + 1) + ": non-finite " + what + "; first offending tensor: " +
-         (culprit.empty() ? what : culprit);
+         (culprit.empty() ? what.substr(0, what.find(' ')) : culprit);
 }
 
 StepOutcome TrainingStep::run(int64_t step, double lr) {
