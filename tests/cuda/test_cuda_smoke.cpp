@@ -232,11 +232,13 @@ TEST(CudaSmoke, MoeLayerForwardBackwardMatchesCpu) {
   Tensor x = test::randn(Shape{2, 12, 16}, 21);
   auto run = [&](moe::MoELayer& layer, Device dev) {
     Tensor xd = x.to(dev).requires_grad_(true);
-    nn::ForwardOutput o = layer.forward_aux(xd);
-    Tensor loss = sum(mul(o.y, o.y));
-    for (const auto& aux : o.aux_losses) loss = add(loss, mul(aux.value, aux.weight));
+    nn::ForwardContext ctx;
+    Tensor y = layer.forward(xd, ctx);
+    Tensor loss = sum(mul(y, y));
+    EXPECT_FALSE(ctx.aux_losses().empty());  // the default switch loss
+    for (const auto& aux : ctx.aux_losses()) loss = add(loss, mul(aux.value, aux.weight));
     loss.backward();
-    std::vector<Tensor> r{o.y.detach(), xd.grad()};
+    std::vector<Tensor> r{y.detach(), xd.grad()};
     for (const auto& [name, p] : layer.named_parameters())
       r.push_back(p.grad().defined() ? p.grad() : Tensor::zeros(p.shape()));
     return r;

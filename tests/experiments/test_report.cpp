@@ -88,15 +88,15 @@ void ChartsTheCurvesAndTheMoEStatistics() {
   EXPECT_NE(moe.find(">moe/label_mi_bits<"), std::string::npos);
   EXPECT_NE(moe.find(">moe/switch_loss<"), std::string::npos);
   // One expert-load heatmap per MoE layer: 4 experts x 6 logged steps = 24 cells each.
-  EXPECT_NE(moe.find("expert load, layer_0"), std::string::npos);
-  EXPECT_NE(moe.find("expert load, layer_1"), std::string::npos);
+  EXPECT_NE(moe.find("expert load, blocks.0.ffn"), std::string::npos);
+  EXPECT_NE(moe.find("expert load, blocks.1.ffn"), std::string::npos);
 }
 
 void RoutingHeatmapsShowLabelsByExpertsWithMutualInformation() {
   ASSERT_EQ(result_.exit_code, 0) << result_.output;
   std::string routing = section(html_, "routing");
   json s = json::parse(read_text(run_dir_ / "summary.json"));
-  for (const char* layer : {"layer_0", "layer_1"}) {
+  for (const char* layer : {"blocks.0.ffn", "blocks.1.ffn"}) {
     char mi[64];
     std::snprintf(mi, sizeof mi, "%s: MI %.6g of", layer, s["label_mi_bits"][layer].get<double>());
     EXPECT_NE(routing.find(mi), std::string::npos) << mi << "\n" << routing.substr(0, 2000);
@@ -112,11 +112,11 @@ void CsvFilesHoldThePlottedData() {
   EXPECT_EQ(scalars.substr(0, 5), "step,");
   EXPECT_NE(scalars.find("train/loss"), std::string::npos);
   EXPECT_EQ(std::count(scalars.begin(), scalars.end(), '\n'), 1 + 6);  // header + steps 4..24 (evals share rows)
-  std::string load = read_text(run_dir_ / "report" / "expert_load_layer_0.csv");
+  std::string load = read_text(run_dir_ / "report" / "expert_load_blocks.0.ffn.csv");
   EXPECT_EQ(load.substr(0, load.find('\n')), "step,expert_0,expert_1,expert_2,expert_3");
   EXPECT_EQ(std::count(load.begin(), load.end(), '\n'), 1 + 6);
-  std::string labels = read_text(run_dir_ / "report" / "labels_experts_layer_1.csv");
-  EXPECT_EQ(labels.substr(0, labels.find('\n')), "cluster,expert_0,expert_1,expert_2,expert_3");
+  std::string labels = read_text(run_dir_ / "report" / "labels_experts_blocks.1.ffn.csv");
+  EXPECT_EQ(labels.substr(0, labels.find('\n')), "label,expert_0,expert_1,expert_2,expert_3");
 }
 
 void ReportCommandRebuildsTheSamePage() {

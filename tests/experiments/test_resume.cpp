@@ -1,11 +1,18 @@
 // Resume reproduces the uninterrupted run bit for bit (same thread count): after a run killed in the
 // middle of writing a checkpoint (it resumes from the previous complete one) and after Ctrl-C (which
-// writes a checkpoint before leaving). Metrics, TensorBoard scalars, summary and the final
+// writes a checkpoint before leaving), and after SIGTERM (handled like Ctrl-C). Metrics, TensorBoard scalars, summary and the final
 // checkpoint files are compared with the uninterrupted run's.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <thread>
 #include <set>
 #include <tuple>
 
@@ -138,6 +145,77 @@ void ResumeCanExtendTheRun() {
 TEST_F(ResumeTest, RefusesAChangedModelButMayExtendTheRun) {
   RefusesToResumeWithADifferentModel();
   ResumeCanExtendTheRun();
+}
+
+// Starts `moelab <args>` with its output going to `log`; returns the child's pid.
+pid_t start_moelab(const std::vector<std::string>& args, const fs::path& log) {
+  const std::string binary = std::string(MOELAB_BINARY_DIR) + "/moelab";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// A SIGTERM (what a batch system or `kill` sends) checkpoints and stops like Ctrl-C; --resume continues.
+// The signal comes at whatever step the run has reached once it logged its first record; the resumed
+// run must still match an uninterrupted one bit for bit.
+TEST(ResumeAfterSigterm, CheckpointsAndResumeContinuesExactly) {
+  const fs::path root = fresh_dir("resume", "sigterm");
+  const fs::path config = root / "tiny.toml";
+  write_text(config, tiny_config());
+  auto args = [&](const fs::path& dir) {
+    return std::vector<std::string>{"run", config.string(), "train.steps=400", "train.checkpoint_every=100",
+                                    "--run-dir", dir.string(), "--progress", "none", "--no-report"};
+  };
+  const fs::path reference = root / "uninterrupted", dir = root / "terminated";
+  CommandResult ref = run_moelab(args(reference));
+  ASSERT_EQ(ref.exit_code, 0) << ref.output;
+
+  const fs::path log = root / "terminated.log";
+  pid_t pid = start_moelab(args(dir), log);
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read_text(dir / "metrics.jsonl").find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::string output = read_text(log);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << output;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << output;
+  const size_t at = output.find("interrupted by SIGTERM at step ");
+  ASSERT_NE(at, std::string::npos) << output;
+  EXPECT_NE(output.find("continue with --resume"), std::string::npos) << output;
+  json s = json::parse(read_text(dir / "summary.json"));
+  EXPECT_EQ(s["status"], "interrupted");
+  const int64_t step = s["steps"].get<int64_t>();
+  EXPECT_GE(step, 4);
+  EXPECT_LT(step, 400) << "the run finished before the signal came; the test proves nothing";
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%09lld", static_cast<long long>(step));
+  EXPECT_TRUE(fs::exists(dir / "ckpt" / name / "DONE")) << name;
+
+  CommandResult resumed = run_moelab([&] {
+    auto a = args(dir);
+    a.push_back("--resume");
+    return a;
+  }());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("(step " + std::to_string(step) + ")"), std::string::npos) << resumed.output;
+  EXPECT_EQ(metrics_without_time(dir), metrics_without_time(reference));
+  EXPECT_EQ(event_scalars(dir), event_scalars(reference));
+  EXPECT_EQ(summary_without_timing(dir), summary_without_timing(reference));
+  for (const char* f : {"model.safetensors", "state.safetensors"})
+    EXPECT_TRUE(read_text(reference / "ckpt" / "step_000000400" / f) == read_text(dir / "ckpt" / "step_000000400" / f))
+        << f << " differs";
 }
 
 }  // namespace

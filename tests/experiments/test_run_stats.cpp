@@ -1,5 +1,5 @@
 // The program's own arithmetic, without training: routing statistics (load spread, label/expert mutual
-// information), the logging-interval accumulator and its exact checkpoint form, layer-name parsing,
+// information), the logging-interval accumulator and its exact checkpoint form, aux-loss naming by module path,
 // checkpoint bookkeeping, and the grouping and mean ± std of `moelab compare`.
 #include <gtest/gtest.h>
 
@@ -8,10 +8,12 @@
 #include "experiments/lib/checkpoint.h"
 #include "experiments/lib/compare.h"
 #include "experiments/lib/interval_stats.h"
-#include "experiments/lib/routing_math.h"
+#include "core/moe/routing_stats.h"
+#include "core/nn/context.h"
 #include "moelab_cli_util.h"
 
 using namespace moelab::experiments;
+using namespace moelab::moe;
 using namespace moelab::testing;
 using nlohmann::json;
 
@@ -50,33 +52,37 @@ TEST(IntervalStats, AveragesAndDerivedLoadStatistics) {
   IntervalStats st;
   st.add_scalar("train/loss", 1.0);
   st.add_scalar("train/loss", 3.0);
-  st.add_layer_scalar("moe/switch_loss", 1, 0.5);
-  st.add_layer_scalar("moe/switch_loss", 1, 1.5);
-  LayerRouting r;
-  r.layer = 1;
-  r.expert_counts = {3, 1};
-  r.label_expert_counts = {2, 0, 1, 1};
-  r.stats["router_entropy"] = 0.25;
+  st.add_layer_scalar("moe/switch_loss", "blocks.1.moe", 0.5);
+  st.add_layer_scalar("moe/switch_loss", "blocks.1.moe", 1.5);
+  RoutingLog r;
+  RoutingTally& t = r.layer("blocks.1.moe", 2);
+  t.expert_counts = {3, 1};
+  t.add_label_count(0, 0, 2);
+  t.add_label_count(1, 0);
+  t.add_label_count(1, 1);
+  t.tokens = 4;
+  t.entropy_sum = 1.0;
   st.add_routing(r);
   st.add_routing(r);
   EXPECT_EQ(st.to_record(40).step(), 40);
   auto rec = st.to_record(40).fields();
   EXPECT_DOUBLE_EQ(rec["train/loss"].get<double>(), 2.0);
-  EXPECT_DOUBLE_EQ(rec["moe/switch_loss"]["layer_1"].get<double>(), 1.0);
-  EXPECT_DOUBLE_EQ(rec["moe/router_entropy"]["layer_1"].get<double>(), 0.25);
-  EXPECT_DOUBLE_EQ(rec["moe/load"]["layer_1"][0].get<double>(), 0.75);
-  EXPECT_DOUBLE_EQ(rec["moe/load_cv"]["layer_1"].get<double>(), 0.5);  // counts 6, 2: std 2 / mean 4
-  EXPECT_NEAR(rec["moe/label_mi_bits"]["layer_1"].get<double>(), mutual_information_bits({4, 0, 2, 2}, 2, 2), 1e-15);
+  EXPECT_DOUBLE_EQ(rec["moe/switch_loss"]["blocks.1.moe"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(rec["moe/router_entropy"]["blocks.1.moe"].get<double>(), 0.25);  // 2 nats over 8 tokens
+  EXPECT_DOUBLE_EQ(rec["moe/load"]["blocks.1.moe"][0].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(rec["moe/load_cv"]["blocks.1.moe"].get<double>(), 0.5);  // counts 6, 2: std 2 / mean 4
+  EXPECT_NEAR(rec["moe/label_mi_bits"]["blocks.1.moe"].get<double>(), mutual_information_bits({4, 0, 2, 2}, 2, 2),
+              1e-15);
+  EXPECT_FALSE(rec.contains("moe/bias_range"));  // no selection bias was tallied
 }
 
 TEST(IntervalStats, CheckpointFormIsExact) {
   IntervalStats st;
   st.add_scalar("train/loss", 0.1);
   st.add_scalar("train/loss", 1.0 / 3.0);
-  st.add_layer_scalar("moe/z_loss", 3, std::nextafter(1.0, 2.0));
-  LayerRouting r;
-  r.layer = 3;
-  r.expert_counts = {0.1, 0.7};
+  st.add_layer_scalar("moe/z_loss", "blocks.3.moe", std::nextafter(1.0, 2.0));
+  RoutingLog r;
+  r.layer("blocks.3.moe", 2).expert_counts = {0.1, 0.7};
   st.add_routing(r);
   IntervalStats back = IntervalStats::deserialize(st.serialize());
   EXPECT_EQ(back.serialize(), st.serialize());
@@ -85,11 +91,12 @@ TEST(IntervalStats, CheckpointFormIsExact) {
   EXPECT_TRUE(std::isnan(IntervalStats().mean("train/loss")));
 }
 
-TEST(IntervalStats, LayerNames) {
-  EXPECT_EQ(split_layer_name("blocks.3.ffn.switch_loss"), std::make_pair(3, std::string("switch_loss")));
-  EXPECT_EQ(split_layer_name("layer_1/z_loss"), std::make_pair(1, std::string("z_loss")));
-  EXPECT_EQ(split_layer_name("encoder.blocks.11.moe.router_z"), std::make_pair(11, std::string("router_z")));
-  EXPECT_EQ(split_layer_name("contrastive"), std::make_pair(-1, std::string("contrastive")));
+// Aux terms carry the path of the module that added them; the metric name is path + "." + term.
+TEST(IntervalStats, AuxLossNamesAreModulePaths) {
+  using moelab::nn::AuxLoss;
+  EXPECT_EQ((AuxLoss{"blocks.3.ffn", "switch_loss", {}, 1.0}).full_name(), "blocks.3.ffn.switch_loss");
+  EXPECT_EQ((AuxLoss{"encoder.blocks.11.moe", "router_z", {}, 1.0}).full_name(), "encoder.blocks.11.moe.router_z");
+  EXPECT_EQ((AuxLoss{"", "contrastive", {}, 1.0}).full_name(), "contrastive");
 }
 
 TEST(Checkpoints, OnlyCompleteOnesCountAndPruningKeepsTheNewest) {
@@ -124,7 +131,7 @@ void fake_run(const fs::path& dir, const std::string& router, int seed, double l
   write_text(dir / "config.toml", "task = \"toy_mixture\"\nseed = " + std::to_string(seed) + "\nname = \"x" +
                                       std::to_string(seed) + "\"\n[model.moe]\nrouter = \"" + router + "\"\ntop_k = 1\n");
   json s = {{"status", status}, {"steps", 10}, {"final_train_loss", loss * 2}, {"headline_metrics", {"val/loss"}},
-            {"val/loss", loss}, {"label_mi_bits", {{"layer_0", 1.0}}}};
+            {"val/loss", loss}, {"label_mi_bits", {{"blocks.0.moe", 1.0}}}};
   write_text(dir / "summary.json", s.dump());
 }
 
@@ -138,7 +145,7 @@ TEST(Compare, GroupsSeedsByTheDifferingKeys) {
   ASSERT_EQ(dirs.size(), 4u);
   CompareTable t = compare_runs(dirs);
   EXPECT_EQ(t.keys, (std::vector<std::string>{"model.moe.router"}));  // seed and name never group
-  EXPECT_EQ(t.metrics, (std::vector<std::string>{"val/loss", "final_train_loss", "label_mi_bits/layer_0"}));
+  EXPECT_EQ(t.metrics, (std::vector<std::string>{"val/loss", "final_train_loss", "label_mi_bits/blocks.0.moe"}));
   ASSERT_EQ(t.rows.size(), 2u);
   EXPECT_EQ(t.rows[0].key_values, (std::vector<std::string>{"\"top_k\""}));
   EXPECT_EQ(t.rows[0].runs, 2);

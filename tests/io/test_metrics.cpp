@@ -47,8 +47,8 @@ TEST(Metrics, WritesOneJsonLinePerStepAndMirrorsScalars) {
     w.write(MetricsRecord(100)
                 .scalar("train/loss", 2.5)
                 .scalar("train/lr", 3e-4)
-                .per_layer("moe/load_cv", {{3, 0.125}, {5, 0.5}})
-                .json("moe/expert_load", {{"layer_3", {10, 20, 30}}}));
+                .per_layer("moe/load_cv", {{"blocks.3.moe", 0.125}, {"blocks.5.moe", 0.5}})
+                .json("moe/expert_load", {{"blocks.3.moe", {10, 20, 30}}}));
     t += 1;
     w.log(200, {{"train/loss", std::nan("")}});
     events = w.events_path();
@@ -56,14 +56,14 @@ TEST(Metrics, WritesOneJsonLinePerStepAndMirrorsScalars) {
   const std::string text = read_file_bytes(dir / "metrics.jsonl");
   EXPECT_EQ(text,
             "{\"step\":100,\"time\":1000.5,\"train/loss\":2.5,\"train/lr\":0.0003,"
-            "\"moe/load_cv\":{\"layer_3\":0.125,\"layer_5\":0.5},\"moe/expert_load\":{\"layer_3\":[10,20,30]}}\n"
+            "\"moe/load_cv\":{\"blocks.3.moe\":0.125,\"blocks.5.moe\":0.5},\"moe/expert_load\":{\"blocks.3.moe\":[10,20,30]}}\n"
             "{\"step\":200,\"time\":1001.5,\"train/loss\":null}\n");
 
   EventFileContents ev = read_event_file(events);
   ASSERT_EQ(ev.events.size(), 3u);  // version + two steps
   ASSERT_EQ(ev.events[1].scalars.size(), 4u);
   EXPECT_EQ(ev.events[1].step, 100);
-  EXPECT_EQ(ev.events[1].scalars[2].tag, "moe/load_cv/layer_3");
+  EXPECT_EQ(ev.events[1].scalars[2].tag, "moe/load_cv/blocks.3.moe");
   EXPECT_FLOAT_EQ(ev.events[1].scalars[3].value, 0.5f);
   EXPECT_TRUE(std::isnan(ev.events[2].scalars[0].value));  // TensorBoard gets the NaN itself
 
@@ -73,7 +73,7 @@ TEST(Metrics, WritesOneJsonLinePerStepAndMirrorsScalars) {
   ASSERT_EQ(loss.size(), 2u);
   EXPECT_EQ(loss[0], (std::pair<int64_t, double>{100, 2.5}));
   EXPECT_TRUE(std::isnan(loss[1].second));
-  auto cv = metric_series(log.records, "moe/load_cv", "layer_5");
+  auto cv = metric_series(log.records, "moe/load_cv", "blocks.5.moe");
   ASSERT_EQ(cv.size(), 1u);
   EXPECT_DOUBLE_EQ(cv[0].second, 0.5);
 }

@@ -94,7 +94,7 @@ TEST(TfEvents, WriteThenRead) {
     clock.t += 1;
     w.add_scalar("train/loss", 10, 2.5);
     clock.t += 1;
-    w.add_scalars(20, {{"train/loss", 2.25}, {"moe/load_cv/layer_3", 0.125}});
+    w.add_scalars(20, {{"train/loss", 2.25}, {"moe/load_cv/blocks.3.moe", 0.125}});
     w.add_scalar("train/step_neg", -3, -1.0);
   }
   EventFileContents c = read_event_file(path);
@@ -109,11 +109,11 @@ TEST(TfEvents, WriteThenRead) {
   EXPECT_DOUBLE_EQ(c.events[1].wall_time, 1700000001.25);
   EXPECT_EQ(c.events[2].step, 20);
   ASSERT_EQ(c.events[2].scalars.size(), 2u);
-  EXPECT_EQ(c.events[2].scalars[1].tag, "moe/load_cv/layer_3");
+  EXPECT_EQ(c.events[2].scalars[1].tag, "moe/load_cv/blocks.3.moe");
   EXPECT_FLOAT_EQ(c.events[2].scalars[1].value, 0.125f);
   EXPECT_EQ(c.events[3].step, -3);
   EXPECT_EQ(c.events[3].file_offset, c.events[2].file_offset + 12 + 4 +
-                                         encode_scalar_event(0, 20, {{"train/loss", 0}, {"moe/load_cv/layer_3", 0}}).size());
+                                         encode_scalar_event(0, 20, {{"train/loss", 0}, {"moe/load_cv/blocks.3.moe", 0}}).size());
 }
 
 TEST(TfEvents, SecondWriterInSameSecondGetsItsOwnFile) {

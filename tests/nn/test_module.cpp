@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/autograd/autograd.h"
+#include "core/moe/routing_stats.h"
 #include "core/nn/layers.h"
 #include "core/nn/mlp.h"
 #include "core/nn/module.h"
@@ -258,19 +259,30 @@ TEST(Init, SchemesAndDeterminism) {
 }
 
 TEST(Layers, DropoutTrainAndEval) {
-  RngStream rng(21, "dropout");
-  Dropout d(0.25, rng), d2(0.25, rng);
+  // Draws come from the forward context, keyed by (draw key, module path): siblings differ, replicas agree.
+  ModuleList pair;
+  pair.push_back(std::make_shared<Dropout>(0.25));
+  pair.push_back(std::make_shared<Dropout>(0.25));
+  Module& d = pair[0];
+  Module& d2 = pair[1];
+  EXPECT_EQ(d.path(), "0");
   Tensor x = Tensor::ones(Shape{4000});
-  std::vector<float> y = d.forward(x).to_vector<float>();
+  ForwardContext ctx(Batch{}, 0, 21);
+  std::vector<float> y = d.forward(x, ctx).to_vector<float>();
   int zeros = 0;
   for (float v : y) {
     if (v == 0) ++zeros;
     else EXPECT_FLOAT_EQ(v, 1.0f / 0.75f);
   }
   EXPECT_NEAR(zeros / 4000.0, 0.25, 0.03);
-  EXPECT_NE(d2.forward(x).to_vector<float>(), y);  // sibling dropouts draw different masks
+  EXPECT_NE(d2.forward(x, ctx).to_vector<float>(), y);  // sibling dropouts draw different masks
+  EXPECT_NE(d.forward(x, ctx).to_vector<float>(), y);   // a second draw in one forward continues the stream
+  ForwardContext same_key(Batch{}, 5, 21), other_key(Batch{}, 0, 22);
+  EXPECT_EQ(d.forward(x, same_key).to_vector<float>(), y);  // same draw key and path: the same mask
+  EXPECT_NE(d.forward(x, other_key).to_vector<float>(), y);
+  EXPECT_THROW(Dropout(1.0), Error);
   d.eval();
-  EXPECT_EQ(d.forward(x).to_vector<float>(), std::vector<float>(4000, 1.0f));
+  EXPECT_EQ(d.forward(x, ctx).to_vector<float>(), std::vector<float>(4000, 1.0f));
 }
 
 TEST(Layers, ShapesAndErrors) {
@@ -297,19 +309,41 @@ TEST(Layers, ShapesAndErrors) {
 }
 
 namespace {
-// An FFN that reports an auxiliary loss and a statistic, like an MoE layer does.
+// An FFN that reports an auxiliary loss and tallies routing, like an MoE layer does.
 class AuxFfn : public Module {
  public:
   explicit AuxFfn(RngStream& rng) : Module("AuxFfn") { fc = register_module("fc", std::make_shared<Linear>(8, 8, true, rng)); }
-  ForwardOutput forward_aux(const Tensor& x) override {
+  Tensor forward(const Tensor& x, ForwardContext& ctx) override {
     Tensor y = fc->forward(x);
-    ForwardOutput out{y, {}, {}};
-    out.aux_losses.push_back({"balance", mean(square(y)), 0.5});
-    out.stats.emplace_back("load", Tensor::ones(Shape{2}));
-    return out;
+    ctx.add_aux_loss(*this, "balance", mean(square(y)), 0.5);
+    if (ctx.routing) ctx.routing->layer(path(), 2).forwards += 1;
+    return y;
   }
-  Tensor forward(const Tensor& x) override { return forward_aux(x).y; }
+  Tensor forward(const Tensor& x) override {
+    ForwardContext ctx;
+    return forward(x, ctx);
+  }
   std::shared_ptr<Linear> fc;
+};
+
+// blocks.0 .. blocks.3, the last with the aux FFN.
+class AuxModel : public Module {
+ public:
+  explicit AuxModel(RngStream& rng) : Module("AuxModel") {
+    blocks = register_module("blocks", std::make_shared<ModuleList>());
+    TransformerBlockOptions o;
+    o.dim = 8;
+    o.num_heads = 2;
+    for (int i = 0; i < 3; ++i) blocks->push_back(std::make_shared<TransformerBlock>(o, rng));
+    o.ffn_name = "moe";
+    blocks->push_back(std::make_shared<TransformerBlock>(o, rng, std::make_shared<AuxFfn>(rng)));
+  }
+  Tensor forward(const Tensor& x, ForwardContext& ctx) override {
+    Tensor h = x;
+    for (size_t i = 0; i < blocks->size(); ++i) h = (*blocks)[i].forward(h, ctx);
+    return h;
+  }
+  std::shared_ptr<ModuleList> blocks;
 };
 }  // namespace
 
@@ -325,21 +359,36 @@ TEST(TransformerBlock, PluggableFfnReturnsAuxLosses) {
                                              "attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias",
                                              "moe.fc.weight", "moe.fc.bias"}));
   Tensor x = rand_normal(Shape{2, 3, 8}, 0, 1, rng);
-  ForwardOutput out = block.forward_aux(x);
-  ASSERT_EQ(out.aux_losses.size(), 1u);
-  EXPECT_EQ(out.aux_losses[0].name, "moe.balance");
-  EXPECT_EQ(out.aux_losses[0].weight, 0.5);
-  ASSERT_EQ(out.stats.size(), 1u);
-  EXPECT_EQ(out.stats[0].first, "moe.load");
-  // A model prefixes again with the block's path.
-  ForwardOutput model_out;
-  model_out.absorb("blocks.3", std::move(out));
-  EXPECT_EQ(model_out.aux_losses[0].name, "blocks.3.moe.balance");
-  // The aux term is differentiable into the FFN.
-  Tensor total = total_aux_loss(model_out.aux_losses);
+  ForwardContext ctx;
+  moe::RoutingLog log;
+  ctx.routing = &log;
+  Tensor y = block.forward(x, ctx);
+  EXPECT_EQ(y.shape(), x.shape());
+  ASSERT_EQ(ctx.aux_losses().size(), 1u);
+  EXPECT_EQ(ctx.aux_losses()[0].module, "moe");
+  EXPECT_EQ(ctx.aux_losses()[0].name, "balance");
+  EXPECT_EQ(ctx.aux_losses()[0].full_name(), "moe.balance");
+  EXPECT_EQ(ctx.aux_losses()[0].weight, 0.5);
+  ASSERT_EQ(log.layers().size(), 1u);
+  EXPECT_EQ(log.layers()[0].first, "moe");
+  EXPECT_EQ(log.layers()[0].second.forwards, 1);
+
+  // Inside a model the terms and the routing are keyed by the full module path.
+  AuxModel model(rng);
+  ForwardContext model_ctx;
+  moe::RoutingLog model_log;
+  model_ctx.routing = &model_log;
+  model.forward(x, model_ctx);
+  ASSERT_EQ(model_ctx.aux_losses().size(), 1u);
+  EXPECT_EQ(model_ctx.aux_losses()[0].full_name(), "blocks.3.moe.balance");
+  EXPECT_NE(model_log.find("blocks.3.moe"), nullptr);
+  EXPECT_EQ(model_log.find("moe"), nullptr);
+  // The aux term (weighted) is differentiable into the FFN.
+  Tensor total = model_ctx.total_aux_loss();
   EXPECT_EQ(total.dim(), 0);
+  EXPECT_NEAR(total.item(), 0.5 * model_ctx.aux_losses()[0].value.item(), 1e-6);
   total.backward();
-  EXPECT_TRUE(block.tensor("moe.fc.weight").grad().defined());
+  EXPECT_TRUE(model.tensor("blocks.3.moe.fc.weight").grad().defined());
   EXPECT_FALSE(total_aux_loss({}).defined());
 
   // The default dense block names its FFN "mlp" (timm layout) and has no aux terms.
@@ -348,10 +397,27 @@ TEST(TransformerBlock, PluggableFfnReturnsAuxLosses) {
   d.num_heads = 2;
   TransformerBlock dense(d, rng);
   EXPECT_EQ(dense.tensor("mlp.fc1.weight").shape(), (Shape{32, 8}));
-  ForwardOutput dout = dense.forward_aux(x);
-  EXPECT_EQ(dout.y.shape(), x.shape());
-  EXPECT_TRUE(dout.aux_losses.empty());
+  ForwardContext dctx;
+  EXPECT_EQ(dense.forward(x, dctx).shape(), x.shape());
+  EXPECT_TRUE(dctx.aux_losses().empty());
   // Swapping the FFN keeps the name.
   dense.set_ffn(std::make_shared<AuxFfn>(rng));
-  EXPECT_EQ(dense.forward_aux(x).aux_losses.at(0).name, "mlp.balance");
+  ForwardContext sctx;
+  dense.forward(x, sctx);
+  EXPECT_EQ(sctx.aux_losses().at(0).full_name(), "mlp.balance");
+}
+
+TEST(Batch, SizeIsTheLeadingSizeOfTheFirstDefinedInputAndToKeepsSideInputs) {
+  Batch b;
+  EXPECT_EQ(b.size(), 0);
+  b.targets = Tensor::zeros(Shape{5}, DType::i64);
+  EXPECT_EQ(b.size(), 5);
+  b.images = Tensor::ones(Shape{3, 1, 2, 2});
+  EXPECT_EQ(b.size(), 3);  // inputs before targets
+  b.labels = Tensor::from_vector<int64_t>({0, 1, 2}, Shape{3});
+  b.num_groups = 2;
+  Batch moved = b.to(Device::cpu());
+  EXPECT_EQ(moved.images.to_vector<float>(), b.images.to_vector<float>());
+  EXPECT_EQ(moved.labels.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(moved.num_groups, 2);
 }

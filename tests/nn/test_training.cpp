@@ -127,7 +127,8 @@ class TinySequenceModel : public Module {
   // ids (B, T) -> logits (B, T, vocab)
   Tensor forward(const Tensor& ids) override {
     Tensor h = tok->forward(ids) + pos;
-    return head->forward(norm->forward(block->forward(h)));
+    ForwardContext ctx;
+    return head->forward(norm->forward(block->forward(h, ctx)));
   }
   std::shared_ptr<Embedding> tok;
   Tensor pos;

@@ -68,8 +68,8 @@ TEST(ClassifyRun, DefaultConfigRunsAFewStepsEndToEnd) {
   EXPECT_EQ(summary["routing_labels"].size(), 10u);
   EXPECT_EQ(summary["label_kind"], "class");
   // Two MoE blocks (every = 2 of 4): mutual information per layer.
-  EXPECT_TRUE(summary["label_mi_bits"].contains("layer_1"));
-  EXPECT_TRUE(summary["label_mi_bits"].contains("layer_3"));
+  EXPECT_TRUE(summary["label_mi_bits"].contains("blocks.1.moe"));
+  EXPECT_TRUE(summary["label_mi_bits"].contains("blocks.3.moe"));
   // The confusion matrix covers the 64 test images.
   std::ifstream csv(dir / "classify" / "confusion_test.csv");
   std::string line;
@@ -84,7 +84,7 @@ TEST(ClassifyRun, DefaultConfigRunsAFewStepsEndToEnd) {
   }
   EXPECT_EQ(rows, 10);
   EXPECT_EQ(total, 64);
-  for (const char* f : {"routing/tokens_layer_1.csv", "routing/tokens_layer_3.csv", "routing/labels_experts_layer_3.csv",
+  for (const char* f : {"routing/tokens_blocks.1.moe.csv", "routing/tokens_blocks.3.moe.csv", "routing/labels_experts_blocks.3.moe.csv",
                         "classify/per_class_accuracy_test.csv", "report/index.html"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   cv::Mat maps = cv::imread((dir / "routing" / "patch_maps.png").string());
@@ -92,8 +92,13 @@ TEST(ClassifyRun, DefaultConfigRunsAFewStepsEndToEnd) {
   EXPECT_GT(maps.cols, 4 * 28 * 5);  // four images at scale 5
   std::string fragment = io::read_file_bytes((dir / "report" / "sections" / "classify.html").string());
   EXPECT_NE(fragment.find("data:image/png;base64,"), std::string::npos);
-  EXPECT_NE(fragment.find("I(class; expert)"), std::string::npos);
   EXPECT_NE(fragment.find("Ankle boot"), std::string::npos);
+  // Class-by-expert routing with I(class; expert) is the Trainer report's routing section (labelled by class),
+  // not a second copy in the fragment.
+  std::string page = io::read_file_bytes((dir / "report" / "index.html").string());
+  EXPECT_NE(page.find("I(class; expert)"), std::string::npos);
+  EXPECT_NE(page.find("blocks.3.moe: MI "), std::string::npos);
+  EXPECT_EQ(fragment.find("I(class; expert)"), std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -151,6 +156,12 @@ TEST(ClassifyRun, TwoWorkersGiveTheWeightsOfTheOneThreadRun) {
     RunOutcome b = run(two, common);
     ASSERT_EQ(b.status, "completed") << b.error;
     EXPECT_TRUE(final_weights(one, 3) == final_weights(two, 3)) << "train.workers = 2 changed the weights";
+    // The aux-loss-free biases are buffers saved with the weights, and the update moved them.
+    if (std::string(router).find("selection_bias") != std::string::npos) {
+      auto w = final_weights(one, 3);
+      ASSERT_TRUE(w.count("blocks.1.moe.router.bias")) << "the router bias is not in model.safetensors";
+      EXPECT_NE(w["blocks.1.moe.router.bias"], std::string(w["blocks.1.moe.router.bias"].size(), '\0'));
+    }
     auto sa = nlohmann::json::parse(io::read_file_bytes((one / "summary.json").string()));
     auto sb = nlohmann::json::parse(io::read_file_bytes((two / "summary.json").string()));
     EXPECT_EQ(sa["test_accuracy"], sb["test_accuracy"]);

@@ -9,6 +9,7 @@
 
 #include "core/autograd/autograd.h"
 #include "core/moe/moe_layer.h"
+#include "core/moe/routing_stats.h"
 #include "core/ops/ops.h"
 #include "core/optim/optimizer.h"
 #include "vision/data/fashion_mnist.h"
@@ -41,32 +42,37 @@ bool has_name(const nn::NamedTensors& named, const std::string& name) {
   return std::any_of(named.begin(), named.end(), [&](const auto& p) { return p.first == name; });
 }
 
-// An FFN stand-in with one aux term and one stat, to check how the ViT passes them on.
+// An FFN stand-in with one aux term and one routing tally, to check that the ViT passes its context on.
 class FakeMoE : public nn::Module {
  public:
   FakeMoE(int64_t dim, RngStream& rng) : Module("FakeMoE") {
     fc = register_module("fc", std::make_shared<nn::Linear>(dim, dim, true, rng));
   }
-  nn::ForwardOutput forward_aux(const Tensor& x) override {
-    nn::ForwardOutput out;
-    out.y = fc->forward(x);
-    out.aux_losses.push_back({"load_balance", mean(square(out.y)), 0.01});
-    out.stats.emplace_back("tokens", Tensor::scalar(static_cast<double>(x.size(0) * x.size(1))));
-    return out;
+  Tensor forward(const Tensor& x, nn::ForwardContext& ctx) override {
+    Tensor y = fc->forward(x);
+    ctx.add_aux_loss(*this, "load_balance", mean(square(y)), 0.01);
+    if (ctx.routing) ctx.routing->layer(path(), 2).tokens += x.size(0) * x.size(1);
+    return y;
   }
   std::shared_ptr<nn::Linear> fc;
 };
 
+// A forward with a fresh context (no side inputs; aux losses and routing dropped).
+Tensor logits_of(nn::Module& model, const Tensor& images) {
+  nn::ForwardContext ctx;
+  return model.forward(images, ctx);
+}
+
 }  // namespace
 
 TEST(ViT, MoEBlockIndices) {
-  EXPECT_EQ(moe_block_indices(6, 2, {}), (std::vector<int64_t>{1, 3, 5}));
-  EXPECT_EQ(moe_block_indices(4, 1, {}), (std::vector<int64_t>{0, 1, 2, 3}));
-  EXPECT_EQ(moe_block_indices(5, 3, {}), (std::vector<int64_t>{2}));
-  EXPECT_TRUE(moe_block_indices(4, 0, {}).empty());
-  EXPECT_EQ(moe_block_indices(6, 2, {5, 0}), (std::vector<int64_t>{0, 5}));
-  EXPECT_THROW(moe_block_indices(4, 2, {4}), Error);
-  EXPECT_THROW(moe_block_indices(4, 2, {1, 1}), Error);
+  EXPECT_EQ(moe::moe_block_indices(6, 2, {}), (std::vector<int64_t>{1, 3, 5}));
+  EXPECT_EQ(moe::moe_block_indices(4, 1, {}), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(moe::moe_block_indices(5, 3, {}), (std::vector<int64_t>{2}));
+  EXPECT_TRUE(moe::moe_block_indices(4, 0, {}).empty());
+  EXPECT_EQ(moe::moe_block_indices(6, 2, {5, 0}), (std::vector<int64_t>{0, 5}));
+  EXPECT_THROW(moe::moe_block_indices(4, 2, {4}), Error);
+  EXPECT_THROW(moe::moe_block_indices(4, 2, {1, 1}), Error);
   EXPECT_THROW(parse_patch_embed("pixels"), Error);
 }
 
@@ -79,7 +85,7 @@ TEST(ViT, ShapesAndNamesForEveryPatchEmbedding) {
       Tensor images = rand_normal({5, 1, 8, 8}, 0, 1, rng);
       Tensor tokens = vit.patch_embed->forward(images);
       EXPECT_EQ(tokens.shape(), (Shape{5, 4, 8}));
-      Tensor logits = vit.forward(images);
+      Tensor logits = logits_of(vit, images);
       EXPECT_EQ(logits.shape(), (Shape{5, 3}));
       auto named = vit.named_parameters();
       EXPECT_TRUE(has_name(named, "pos_embed"));
@@ -91,7 +97,9 @@ TEST(ViT, ShapesAndNamesForEveryPatchEmbedding) {
                                                                    : "patch_embed.proj.bias"));
       EXPECT_EQ(has_name(named, "patch_embed.stem.1.weight"), kind == PatchEmbedKind::conv_stem);
       // An image of the wrong size is an error, not a crash.
-      EXPECT_THROW(vit.forward(rand_normal({2, 1, 12, 12}, 0, 1, rng)), Error);
+      EXPECT_THROW(logits_of(vit, rand_normal({2, 1, 12, 12}, 0, 1, rng)), Error);
+      // A container has no one-tensor forward: it needs the context to pass on.
+      EXPECT_THROW(vit.forward(images), Error);
     }
   ViTOptions bad = tiny_options(PatchEmbedKind::conv_stem, true);
   bad.stem_channels = {4};
@@ -118,7 +126,7 @@ TEST(ViT, MoEFactoryPlacesLayersAndAuxTermsAreNamedByBlock) {
   RngStream rng(2, "init");
   ViTOptions o = tiny_options(PatchEmbedKind::conv, true);
   o.depth = 4;
-  o.moe_layers = moe_block_indices(4, 2, {});
+  o.moe_layers = moe::moe_block_indices(4, 2, {});
   std::vector<int64_t> built;
   VisionTransformer vit(o, rng, [&](int64_t block, RngStream& r) {
     built.push_back(block);
@@ -131,13 +139,18 @@ TEST(ViT, MoEFactoryPlacesLayersAndAuxTermsAreNamedByBlock) {
   EXPECT_FALSE(has_name(named, "blocks.1.mlp.fc1.weight"));
   ASSERT_EQ(vit.moe_modules().size(), 2u);
   EXPECT_EQ(vit.moe_modules()[1].first, 3);
-  nn::ForwardOutput out = vit.forward_aux(rand_normal({2, 1, 8, 8}, 0, 1, rng));
-  ASSERT_EQ(out.aux_losses.size(), 2u);
-  EXPECT_EQ(out.aux_losses[0].name, "blocks.1.moe.load_balance");
-  EXPECT_EQ(out.aux_losses[1].name, "blocks.3.moe.load_balance");
-  ASSERT_EQ(out.stats.size(), 2u);
-  EXPECT_EQ(out.stats[0].first, "blocks.1.moe.tokens");
-  EXPECT_EQ(out.stats[0].second.item(), 2 * 5);
+  nn::ForwardContext ctx;
+  moe::RoutingLog log;
+  ctx.routing = &log;
+  vit.forward(rand_normal({2, 1, 8, 8}, 0, 1, rng), ctx);
+  ASSERT_EQ(ctx.aux_losses().size(), 2u);
+  EXPECT_EQ(ctx.aux_losses()[0].full_name(), "blocks.1.moe.load_balance");
+  EXPECT_EQ(ctx.aux_losses()[1].full_name(), "blocks.3.moe.load_balance");
+  EXPECT_EQ(ctx.aux_losses()[0].weight, 0.01);
+  ASSERT_EQ(log.layers().size(), 2u);
+  EXPECT_EQ(log.layers()[0].first, "blocks.1.moe");
+  EXPECT_EQ(log.layers()[1].first, "blocks.3.moe");
+  EXPECT_EQ(log.layers()[0].second.tokens, 2 * 5);
 }
 
 TEST(ViT, GradientsMatchFiniteDifferencesInFloat64) {
@@ -150,7 +163,7 @@ TEST(ViT, GradientsMatchFiniteDifferencesInFloat64) {
     VisionTransformer vit(o, rng);
     Tensor images = rand_normal({2, 1, 8, 8}, 0, 1, rng, DType::f64);
     Tensor probe = rand_normal({2, 3}, 0, 1, rng, DType::f64);
-    auto loss_of = [&]() { return sum(vit.forward(images) * probe); };
+    auto loss_of = [&]() { return sum(logits_of(vit, images) * probe); };
     vit.zero_grad();
     loss_of().backward();
     for (auto& [name, p] : vit.named_parameters()) {
@@ -204,7 +217,7 @@ TEST(ViT, TinyModelLearnsTwoFashionMnistClasses) {
   ImageLoader loader(train, 32, {}, 4);
   for (int step = 0; step < 40; ++step) {
     Batch b = loader.next();
-    Tensor loss = cross_entropy(vit.forward(b.images), b.labels);
+    Tensor loss = cross_entropy(logits_of(vit, b.images), b.labels);
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -212,7 +225,7 @@ TEST(ViT, TinyModelLearnsTwoFashionMnistClasses) {
   NoGradGuard ng;
   vit.eval();
   Batch b = batch_range(held, 0, 200);
-  std::vector<int64_t> pred = argmax(vit.forward(b.images), 1).to_vector<int64_t>();
+  std::vector<int64_t> pred = argmax(logits_of(vit, b.images), 1).to_vector<int64_t>();
   std::vector<int64_t> truth = b.labels.to_vector<int64_t>();
   int correct = 0;
   for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == truth[i];
@@ -242,11 +255,16 @@ TEST(ViT, PerPatchMapHasOneExpertPerPatchForEveryImage) {
     RngStream rng(5, "init");
     auto vit = tiny_moe_vit(mc, DType::f32, rng);
     const int64_t images = 6;
-    vit->forward(rand_normal({images, 1, 8, 8}, 0, 1, rng));
+    nn::ForwardContext ctx;
+    moe::RoutingLog log(true);
+    ctx.routing = &log;
+    vit->forward(rand_normal({images, 1, 8, 8}, 0, 1, rng), ctx);
     auto layers = moe::find_moe_layers(*vit);
     ASSERT_EQ(layers.size(), 1u);
     EXPECT_EQ(layers[0].first, "blocks.1.moe");
-    const moe::RoutingRecord& rec = layers[0].second->last_record();
+    EXPECT_EQ(layers[0].second->path(), "blocks.1.moe");
+    ASSERT_NE(log.record("blocks.1.moe"), nullptr);
+    const moe::RoutingRecord& rec = *log.record("blocks.1.moe");
     PatchExpertMap map = patch_expert_map(rec, images, vit->options.num_tokens(), 1, vit->options.grid_size());
     ASSERT_EQ(map.experts.size(), static_cast<size_t>(images * 2 * 2));
     for (int64_t b = 0; b < images; ++b)
@@ -273,7 +291,7 @@ TEST(ViT, GradientsThroughMoELayersMatchFiniteDifferences) {
   auto vit = tiny_moe_vit(mc, DType::f64, rng);
   Tensor images = rand_normal({2, 1, 8, 8}, 0, 1, rng, DType::f64);
   Tensor probe = rand_normal({2, 3}, 0, 1, rng, DType::f64);
-  auto loss_of = [&]() { return sum(vit->forward(images) * probe); };
+  auto loss_of = [&]() { return sum(logits_of(*vit, images) * probe); };
   vit->zero_grad();
   loss_of().backward();
   for (const std::string name : {"blocks.1.moe.router.weight", "blocks.1.moe.experts.w1", "blocks.1.moe.experts.w2",
