@@ -71,6 +71,9 @@ class SafetensorsParser {
     std::string_view header(reinterpret_cast<const char*>(file_) + 8, header_len);
     if (header.empty() || header[0] != '{')
       fail(8, "the header must begin with '{' (this is not a safetensors file, or it is corrupt)");
+    // nlohmann::json stops at a NUL byte as at the end of input, which would let bytes after it through.
+    if (size_t nul = header.find('\0'); nul != std::string_view::npos)
+      fail(8 + nul, "the header holds a NUL byte (it must be JSON text padded with spaces; the file is corrupt)");
     json root;
     try {
       root = json::parse(header);
@@ -78,6 +81,11 @@ class SafetensorsParser {
       std::string detail = e.what();
       if (size_t p = detail.find(": "); p != std::string::npos) detail = detail.substr(p + 2);
       fail(8 + (e.byte > 0 ? e.byte - 1 : 0), "the header is not valid JSON: " + detail);
+    } catch (const json::exception& e) {
+      // Valid syntax the parser still refuses, such as a number beyond double range (1e400).
+      std::string detail = e.what();
+      if (size_t p = detail.find("] "); p != std::string::npos) detail = detail.substr(p + 2);
+      fail(8, "the header cannot be read as JSON: " + detail);
     }
     if (!root.is_object()) fail(8, "the header must be a JSON object, got " + std::string(root.type_name()));
     const std::vector<HeaderKey> keys = scan_keys(header);
@@ -136,7 +144,12 @@ class SafetensorsParser {
         size_t j = i + 1;
         while (j < h.size() && h[j] != '"') j += (h[j] == '\\') ? 2 : 1;
         if (!stack.empty() && stack.back().is_object && stack.back().expect_key) {
-          std::string key = json::parse(h.substr(i, j - i + 1)).get<std::string>();
+          std::string key;
+          try {
+            key = json::parse(h.substr(i, j - i + 1)).get<std::string>();
+          } catch (const json::exception& e) {
+            fail(8 + i, std::string("a key of the header is not a valid JSON string: ") + e.what());
+          }
           stack.back().expect_key = false;
           if (!stack.back().keys.insert(key).second) {
             if (stack.size() == 1) fail(8 + i, "duplicate name '" + key + "' in the header");
