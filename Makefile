@@ -12,7 +12,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config libopenblas-openmp-
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps configure build test run bench clean fuzz
+.PHONY: deps configure build test run bench clean fuzz test-sanitize
 
 # Install only what is missing; apt-get runs only when a package is absent.
 deps:
@@ -38,7 +38,7 @@ bench: build
 	./$(BUILD_DIR)/moelab bench ops
 
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz
+	rm -rf $(BUILD_DIR) build-fuzz build-sanitize
 
 # ---- hardening (docs/hardening.md) ----
 
@@ -60,3 +60,16 @@ fuzz: deps
 	    | grep -E "^(stat::|==|SUMMARY|artifact_prefix|Done|INFO: -max_total_time)" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz: $$t found a crash (see build-fuzz/crashes/)"; exit 1; }; \
 	done
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off) in build-sanitize/.
+# MOELAB_SANITIZED=1 lets long tests shorten themselves; none is skipped.
+SANITIZE_JOBS ?= $(JOBS)
+test-sanitize: deps
+	@cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOELAB_CUDA=OFF \
+	  -DMOELAB_SANITIZE=address,undefined $(CMAKE_ARGS) >/dev/null
+	@cmake --build build-sanitize -j $(SANITIZE_JOBS)
+	cd build-sanitize && MOELAB_SANITIZED=1 OMP_NUM_THREADS=$(JOBS) \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 1800 $(CTEST_ARGS)
