@@ -12,7 +12,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config libopenblas-openmp-
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps configure build test run bench clean fuzz test-sanitize
+.PHONY: deps configure build test run bench clean fuzz test-sanitize gpu-check
 
 # Install only what is missing; apt-get runs only when a package is absent.
 deps:
@@ -38,7 +38,7 @@ bench: build
 	./$(BUILD_DIR)/moelab bench ops
 
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz build-sanitize
+	rm -rf $(BUILD_DIR) build-fuzz build-sanitize build-gpu
 
 # ---- hardening (docs/hardening.md) ----
 
@@ -73,3 +73,8 @@ test-sanitize: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 1800 $(CTEST_ARGS)
+
+# Everything that needs a GPU, in one command: the CUDA build, the CUDA tests, the MoE bench on the
+# device and a short vision run there; one summary at the end. Run it whenever a GPU is at hand.
+gpu-check: deps
+	@./.ci/gpu_check.sh
