@@ -17,6 +17,8 @@
 
 #include "bench/lib/bench.h"
 #include "core/autograd/autograd.h"
+#include "core/backend/backend.h"
+#include "core/backend/device_select.h"
 #include "core/moe/moe_layer.h"
 #include "core/nn/mlp.h"
 #include "core/ops/ops.h"
@@ -33,11 +35,6 @@ double median(std::vector<double> v) {
   size_t n = v.size();
   return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
-template <typename F> double time_once(F&& f) {
-  double t0 = now_s();
-  f();
-  return now_s() - t0;
-}
 
 struct Case {
   int64_t tokens = 4096, d_model = 512, d_ff = 1024, experts = 8, top_k = 2;
@@ -49,6 +46,7 @@ struct Options {
   double capacity_factor = 0;  // > 0: capacity mode with this factor
   std::vector<std::pair<std::string, std::string>> moe_keys;  // --moe key=value
   int repeats = 7, warmup = 2;
+  Device device = Device::cpu();
 };
 
 void usage(const char* argv0) {
@@ -88,6 +86,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--capacity-factor") o.capacity_factor = std::stod(value());
     else if (a == "--repeats") o.repeats = std::max(1, std::stoi(value()));
     else if (a == "--warmup") o.warmup = std::max(0, std::stoi(value()));
+    else if (a == "--device") o.device = resolve_device(value());
     else if (a == "--moe") {
       std::string kv = value();
       size_t eq = kv.find('=');
@@ -134,10 +133,21 @@ void run_case(const Case& c, const Options& o) {
   mo.activation = mo.gated ? nn::Activation::silu : cfg.activation == ExpertActivation::relu ? nn::Activation::relu
                                                                                             : nn::Activation::gelu_tanh;
   nn::MLP dense(mo, rng);
+  const bool on_host = o.device == Device::cpu();
+  layer.to(o.device);
+  dense.to(o.device);
+  Backend& backend = backend_for(o.device);
+  auto time_once = [&](auto&& f) {  // device work is asynchronous: wait for it inside the timing
+    backend.synchronize();
+    double t0 = now_s();
+    f();
+    backend.synchronize();
+    return now_s() - t0;
+  };
 
   RngStream data(2, "bench_moe_data");
-  Tensor x = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data);
-  Tensor g = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data);
+  Tensor x = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data).to(o.device);
+  Tensor g = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data).to(o.device);
 
   auto moe_fwd = [&] {
     NoGradGuard ng;
@@ -178,8 +188,14 @@ void run_case(const Case& c, const Options& o) {
   // Raw sgemm on the dense FFN's first GEMM: (T, d) x (d, k f).
   int64_t M = c.tokens, K = c.d_model, N = c.top_k * c.d_ff;
   std::vector<float> A(static_cast<size_t>(M * K), 0.5f), B(static_cast<size_t>(K * N), 0.25f), C(static_cast<size_t>(M * N));
+  Tensor Ad = Tensor::from_vector(A, Shape{M, K}).to(o.device), Bd = Tensor::from_vector(B, Shape{K, N}).to(o.device);
   auto sgemm = [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+    if (on_host) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+    } else {
+      NoGradGuard ng;
+      (void)matmul(Ad, Bd);  // cuBLAS
+    }
   };
 
   for (int w = 0; w < o.warmup; ++w) {
@@ -207,23 +223,29 @@ void run_case(const Case& c, const Options& o) {
   moe::set_expert_timing(false);
   double mf = median(t_mf), mfb = median(t_mfb), df = median(t_df), dfb = median(t_dfb);
   double efb = median(t_efb), tg = median(t_gemm);
+  auto share_text = [&](const std::vector<double>& v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", median(v));
+    return on_host ? std::string(buf) : std::string("null");
+  };
   double mats = cfg.activation == ExpertActivation::swiglu ? 3.0 : 2.0;
   double active_fwd_flops = 2.0 * double(R) * double(c.d_model) * double(layer.expert_d_ff()) * mats;
   double dense_fwd_flops = 2.0 * double(c.tokens) * double(c.d_model) * double(mo.hidden) * mats;
   double active = 3.0 * active_fwd_flops / mfb / 1e9, dense_rate = 3.0 * dense_fwd_flops / dfb / 1e9;
   double gemm_rate = 2.0 * double(M) * double(N) * double(K) / tg / 1e9;
+  std::printf("{\"bench\": \"moe\", \"device\": \"%s\", ", o.device.str().c_str());
   std::printf(
-      "{\"bench\": \"moe\", \"tokens\": %ld, \"d_model\": %ld, \"d_ff\": %ld, \"experts\": %ld, \"top_k\": %ld, "
+      "\"tokens\": %ld, \"d_model\": %ld, \"d_ff\": %ld, \"experts\": %ld, \"top_k\": %ld, "
       "\"router\": \"%s\", \"capacity_factor\": %g, \"activation\": \"%s\", \"threads\": %d, \"rows\": %ld, "
       "\"dropped_fraction\": %.4f, \"fwd_ms\": %.3f, \"fwd_bwd_ms\": %.3f, \"dense_fwd_ms\": %.3f, "
       "\"dense_fwd_bwd_ms\": %.3f, \"experts_fwd_bwd_ms\": %.3f, \"active_gflops\": %.2f, \"dense_gflops\": %.2f, "
-      "\"ratio\": %.3f, \"fwd_ratio\": %.3f, \"dispatch_share\": %.3f, \"fwd_dispatch_share\": %.3f, "
+      "\"ratio\": %.3f, \"fwd_ratio\": %.3f, \"dispatch_share\": %s, \"fwd_dispatch_share\": %s, "
       "\"gemm_gflops\": %.2f, \"active_vs_gemm\": %.3f}\n",
       long(c.tokens), long(c.d_model), long(c.d_ff), long(c.experts), long(c.top_k), cfg.router.c_str(),
       cfg.capacity_mode == moe::CapacityMode::capacity ? cfg.capacity_factor : 0.0,
       moe::activation_name(cfg.activation), omp_get_max_threads(), long(R), log.find(layer.path())->dropped_fraction(),
       mf * 1e3, mfb * 1e3, df * 1e3, dfb * 1e3, efb * 1e3, active, dense_rate, active / dense_rate,
-      (active_fwd_flops / mf) / (dense_fwd_flops / df), median(share_fb), median(share_f),
+      (active_fwd_flops / mf) / (dense_fwd_flops / df), share_text(share_fb).c_str(), share_text(share_f).c_str(),
       gemm_rate, active / gemm_rate);
   std::fflush(stdout);
 }

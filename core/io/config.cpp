@@ -287,7 +287,8 @@ void Config::merge(const Config& other) {
             merge_into(*mine->as_table(), *v.as_table(), path);
             continue;
           }
-          v.visit([&](const auto& x) { dst.insert_or_assign(k.str(), x); });
+          const std::string name(k.str());  // lambdas may not capture structured bindings in clang 14
+          v.visit([&](const auto& x) { dst.insert_or_assign(name, x); });
           auto under = [&](const std::string& key) {
             return key == path || key.rfind(path + ".", 0) == 0 || key.rfind(path + "[", 0) == 0;
           };

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/io/atomic_file.h"
+#include "core/io/crc32c.h"
 #include "core/io/text_util.h"
 
 namespace moelab::io {
@@ -70,6 +71,9 @@ class SafetensorsParser {
     std::string_view header(reinterpret_cast<const char*>(file_) + 8, header_len);
     if (header.empty() || header[0] != '{')
       fail(8, "the header must begin with '{' (this is not a safetensors file, or it is corrupt)");
+    // nlohmann::json stops at a NUL byte as at the end of input, which would let bytes after it through.
+    if (size_t nul = header.find('\0'); nul != std::string_view::npos)
+      fail(8 + nul, "the header holds a NUL byte (it must be JSON text padded with spaces; the file is corrupt)");
     json root;
     try {
       root = json::parse(header);
@@ -77,6 +81,11 @@ class SafetensorsParser {
       std::string detail = e.what();
       if (size_t p = detail.find(": "); p != std::string::npos) detail = detail.substr(p + 2);
       fail(8 + (e.byte > 0 ? e.byte - 1 : 0), "the header is not valid JSON: " + detail);
+    } catch (const json::exception& e) {
+      // Valid syntax the parser still refuses, such as a number beyond double range (1e400).
+      std::string detail = e.what();
+      if (size_t p = detail.find("] "); p != std::string::npos) detail = detail.substr(p + 2);
+      fail(8, "the header cannot be read as JSON: " + detail);
     }
     if (!root.is_object()) fail(8, "the header must be a JSON object, got " + std::string(root.type_name()));
     const std::vector<HeaderKey> keys = scan_keys(header);
@@ -92,6 +101,8 @@ class SafetensorsParser {
     }
     check_layout(out.tensors_, data_start);
     for (size_t i = 0; i < out.tensors_.size(); ++i) out.index_[out.tensors_[i].name] = i;
+    out.checksums_ = take_checksums(out);
+    verify_checksums(out);
     return out;
   }
 
@@ -133,7 +144,12 @@ class SafetensorsParser {
         size_t j = i + 1;
         while (j < h.size() && h[j] != '"') j += (h[j] == '\\') ? 2 : 1;
         if (!stack.empty() && stack.back().is_object && stack.back().expect_key) {
-          std::string key = json::parse(h.substr(i, j - i + 1)).get<std::string>();
+          std::string key;
+          try {
+            key = json::parse(h.substr(i, j - i + 1)).get<std::string>();
+          } catch (const json::exception& e) {
+            fail(8 + i, std::string("a key of the header is not a valid JSON string: ") + e.what());
+          }
           stack.back().expect_key = false;
           if (!stack.back().keys.insert(key).second) {
             if (stack.size() == 1) fail(8 + i, "duplicate name '" + key + "' in the header");
@@ -222,6 +238,46 @@ class SafetensorsParser {
     t.nbytes = need;
     t.data = file_ + t.file_offset;
     return t;
+  }
+
+  // Moves the "crc32c.<name>" entries out of the metadata. Either every tensor has one or none does,
+  // and each names a tensor of the file: otherwise the header was damaged or edited.
+  std::map<std::string, uint32_t> take_checksums(SafetensorsFile& f) const {
+    std::map<std::string, uint32_t> out;
+    for (auto it = f.metadata_.begin(); it != f.metadata_.end();) {
+      if (it->first.rfind(kSafetensorsChecksumPrefix, 0) != 0) {
+        ++it;
+        continue;
+      }
+      const std::string name = it->first.substr(kSafetensorsChecksumPrefix.size());
+      const std::string& hex = it->second;
+      if (!f.index_.count(name))
+        fail(8, "__metadata__ holds checksum '" + it->first + "' for a tensor the file does not have");
+      if (hex.size() != 8 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        fail_tensor(name, 8, "checksum '" + it->first + "' is \"" + hex + "\", not 8 hexadecimal digits");
+      out[name] = static_cast<uint32_t>(std::stoul(hex, nullptr, 16));
+      it = f.metadata_.erase(it);
+    }
+    if (!out.empty())
+      for (const auto& t : f.tensors_)
+        if (!out.count(t.name))
+          fail_tensor(t.name, t.file_offset,
+                      "has no checksum although the other tensors have one (__metadata__ lacks '" +
+                          std::string(kSafetensorsChecksumPrefix) + t.name + "')");
+    return out;
+  }
+
+  void verify_checksums(const SafetensorsFile& f) const {
+    for (const auto& t : f.tensors_) {
+      auto it = f.checksums_.find(t.name);
+      if (it == f.checksums_.end()) continue;
+      const uint32_t actual = crc32c(t.data, t.nbytes);
+      if (actual != it->second)
+        fail_tensor(t.name, t.file_offset,
+                    "data bytes [" + std::to_string(t.file_offset) + ", " + std::to_string(t.file_offset + t.nbytes) +
+                        ") fail their CRC-32C check (stored " + crc32c_hex(it->second) + ", computed " +
+                        crc32c_hex(actual) + "): the file is damaged");
+    }
   }
 
   // The reference rule: sorted by offset, every tensor starts where the previous one ended, and the
@@ -412,7 +468,8 @@ std::string json_string(const std::string& text, const std::string& what) {
 
 // Reference order: dtype alignment descending (the StDType order), then name; offsets follow.
 std::pair<std::string, std::vector<PlannedTensor>> plan(const std::vector<SafetensorsView>& views,
-                                                        const std::map<std::string, std::string>& metadata) {
+                                                        const std::map<std::string, std::string>& user_metadata,
+                                                        Checksums checksums) {
   std::vector<PlannedTensor> planned;
   std::set<std::string> seen;
   for (const auto& v : views) {
@@ -432,6 +489,14 @@ std::pair<std::string, std::vector<PlannedTensor>> plan(const std::vector<Safete
                              std::to_string(numel * st_dtype_size(t)));
     if (v.nbytes > 0 && v.data == nullptr) throw SafetensorsError(who + "data is null");
     planned.push_back({&v, t, 0, 0});
+  }
+  std::map<std::string, std::string> metadata = user_metadata;
+  if (checksums == Checksums::crc32c) {
+    for (const auto& [k, v] : user_metadata)
+      if (k.rfind(kSafetensorsChecksumPrefix, 0) == 0)
+        throw SafetensorsError("cannot write safetensors: metadata key '" + k + "' is reserved for checksums");
+    for (const auto& p : planned)
+      metadata[std::string(kSafetensorsChecksumPrefix) + p.view->name] = crc32c_hex(crc32c(p.view->data, p.view->nbytes));
   }
   std::sort(planned.begin(), planned.end(), [](const PlannedTensor& a, const PlannedTensor& b) {
     if (a.st_dtype != b.st_dtype) return a.st_dtype > b.st_dtype;
@@ -481,17 +546,17 @@ class StringSink : public AtomicFileSink {
 }  // namespace
 
 std::string serialize_safetensors(const std::vector<SafetensorsView>& tensors,
-                                  const std::map<std::string, std::string>& metadata) {
-  auto [header, planned] = plan(tensors, metadata);
+                                  const std::map<std::string, std::string>& metadata, Checksums checksums) {
+  auto [header, planned] = plan(tensors, metadata, checksums);
   StringSink sink;
   emit(sink, header, planned);
   return std::move(sink.out);
 }
 
 void write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
-  auto [header, planned] = plan(tensors, metadata);
-  write_file_atomic(path, [&](AtomicFileSink& sink) { emit(sink, header, planned); });
+                       const std::map<std::string, std::string>& metadata, Checksums checksums) {
+  const auto plan_result = plan(tensors, metadata, checksums);  // a named pair: lambdas cannot capture bindings in clang 14
+  write_file_atomic(path, [&](AtomicFileSink& sink) { emit(sink, plan_result.first, plan_result.second); });
 }
 
 }  // namespace moelab::io

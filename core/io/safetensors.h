@@ -1,7 +1,8 @@
 #pragma once
 // safetensors checkpoints (docs/formats.md §1): u64 little-endian header length N, N bytes of JSON
 // (padded with spaces to a multiple of 8), then the tensors' bytes, row-major and little-endian.
-// Works on raw bytes so that it does not depend on the Tensor class.
+// Works on raw bytes so that it does not depend on the Tensor class. Each tensor's CRC-32C is kept in
+// "__metadata__" as "crc32c.<name>" -> 8 hex digits (written by default, verified whenever present).
 //
 //   write_safetensors("model.safetensors", {{"w", DType::f32, {2, 3}, w.data(), 24}}, {{"step", "100"}});
 //   SafetensorsFile f = read_safetensors("model.safetensors");
@@ -89,7 +90,10 @@ class SafetensorsFile {
   bool contains(std::string_view name) const;
   // Throws SafetensorsError naming the file and the closest existing names when absent.
   const SafetensorsTensor& get(std::string_view name) const;
+  // The user metadata; the "crc32c.*" checksum entries are kept apart, in checksums().
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Tensor name -> stored CRC-32C (verified when the file was parsed); empty for files written without.
+  const std::map<std::string, uint32_t>& checksums() const { return checksums_; }
   // Throws when absent; metadata_or returns `fallback` instead.
   const std::string& metadata_value(const std::string& key) const;
   std::string metadata_or(const std::string& key, std::string fallback) const;
@@ -101,21 +105,32 @@ class SafetensorsFile {
   std::vector<SafetensorsTensor> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  std::map<std::string, uint32_t> checksums_;
 };
+
+// Metadata key prefix of the per-tensor checksums.
+inline constexpr std::string_view kSafetensorsChecksumPrefix = "crc32c.";
 
 // Largest header the reference implementation accepts.
 inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 
+// Both verify every stored checksum: a mismatch throws SafetensorsError naming the file, the tensor and
+// its byte range. Files without checksums (older checkpoints, other writers) are read unverified.
 SafetensorsFile read_safetensors(const std::string& path);
 // Parses an in-memory file; `source` names it in error messages.
 SafetensorsFile parse_safetensors(std::string_view bytes, std::string source);
 
+// Whether a writer adds the "crc32c.<name>" metadata entries (none: the reference writer's exact bytes).
+enum class Checksums { crc32c, none };
+
 // Writes atomically (temporary file, fsync, rename). Tensors are ordered as the reference writer
 // orders them (dtype alignment descending, then name); `metadata` goes to "__metadata__".
 void write_safetensors(const std::string& path, const std::vector<SafetensorsView>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {},
+                       Checksums checksums = Checksums::crc32c);
 // The exact bytes write_safetensors would write.
 std::string serialize_safetensors(const std::vector<SafetensorsView>& tensors,
-                                  const std::map<std::string, std::string>& metadata = {});
+                                  const std::map<std::string, std::string>& metadata = {},
+                                  Checksums checksums = Checksums::crc32c);
 
 }  // namespace moelab::io

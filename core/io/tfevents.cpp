@@ -14,17 +14,6 @@
 namespace moelab::io {
 namespace {
 
-constexpr std::array<uint32_t, 256> make_crc32c_table() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;  // reflected Castagnoli
-    table[i] = c;
-  }
-  return table;
-}
-constexpr auto kCrc32cTable = make_crc32c_table();
-
 // ---- protobuf wire format: the few pieces an Event needs ----
 
 void put_varint(std::string& out, uint64_t v) {
@@ -171,13 +160,6 @@ double system_seconds() {
 }
 
 }  // namespace
-
-uint32_t crc32c(const void* data, size_t nbytes, uint32_t crc) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  uint32_t c = ~crc;
-  for (size_t i = 0; i < nbytes; ++i) c = kCrc32cTable[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  return ~c;
-}
 
 uint32_t mask_crc32c(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 uint32_t unmask_crc32c(uint32_t masked) {

@@ -12,12 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "core/io/crc32c.h"
 #include "core/util/check.h"
 
 namespace moelab::io {
 
-// CRC-32C (Castagnoli). Pass a previous result as `crc` to extend it over more bytes.
-uint32_t crc32c(const void* data, size_t nbytes, uint32_t crc = 0);
+// CRC-32C (core/io/crc32c.h) of a whole string.
 inline uint32_t crc32c(std::string_view s) { return crc32c(s.data(), s.size()); }
 // TensorFlow's masking: ((crc >> 15) | (crc << 17)) + 0xa282ead8, and its inverse.
 uint32_t mask_crc32c(uint32_t crc);

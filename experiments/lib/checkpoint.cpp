@@ -86,6 +86,15 @@ CheckpointInfo find_checkpoint(const fs::path& run_dir, int64_t step) {
                                << (have.empty() ? " none" : have) << ")");
 }
 
+// What a failed or damaged checkpoint leaves to resume from, for error messages.
+std::string previous_checkpoint_text(const fs::path& run_dir, int64_t before_step) {
+  std::optional<CheckpointInfo> prev;
+  for (const auto& c : list_checkpoints(run_dir))
+    if (c.step < before_step) prev = c;
+  if (!prev) return "there is no earlier complete checkpoint";
+  return "the newest earlier complete checkpoint is step " + std::to_string(prev->step) + " (" + prev->dir.string() + ")";
+}
+
 fs::path write_checkpoint(const fs::path& run_dir, const CheckpointData& data) {
   fs::path ckpt = run_dir / "ckpt";
   fs::create_directories(ckpt);
@@ -93,9 +102,18 @@ fs::path write_checkpoint(const fs::path& run_dir, const CheckpointData& data) {
   fs::path tmp_dir = ckpt / (checkpoint_dir_name(data.step) + ".tmp");
   fs::remove_all(tmp_dir);
   fs::create_directories(tmp_dir);
-  nn::save_tensors((tmp_dir / "model.safetensors").string(), data.model, data.model_metadata);
-  maybe_kill_for_test(data.step);
-  nn::save_tensors((tmp_dir / "state.safetensors").string(), data.state, data.state_metadata);
+  try {
+    nn::save_tensors((tmp_dir / "model.safetensors").string(), data.model, data.model_metadata);
+    maybe_kill_for_test(data.step);
+    nn::save_tensors((tmp_dir / "state.safetensors").string(), data.state, data.state_metadata);
+  } catch (const std::exception& e) {
+    // A full disk or I/O error: drop the partial directory; complete checkpoints stay as they were.
+    std::error_code ignored;
+    fs::remove_all(tmp_dir, ignored);
+    MOELAB_FAIL("the checkpoint of step " << data.step << " could not be written: " << e.what() << "; "
+                                          << previous_checkpoint_text(run_dir, data.step)
+                                          << " and is intact (continue from it with --resume)");
+  }
   // A previous incomplete attempt at the same step (no DONE) is replaced.
   fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
@@ -106,8 +124,16 @@ fs::path write_checkpoint(const fs::path& run_dir, const CheckpointData& data) {
 CheckpointData read_checkpoint(const CheckpointInfo& info) {
   CheckpointData d;
   d.step = info.step;
-  d.model = read_with_metadata(info.dir / "model.safetensors", d.model_metadata);
-  d.state = read_with_metadata(info.dir / "state.safetensors", d.state_metadata);
+  try {
+    d.model = read_with_metadata(info.dir / "model.safetensors", d.model_metadata);
+    d.state = read_with_metadata(info.dir / "state.safetensors", d.state_metadata);
+  } catch (const io::SafetensorsError& e) {
+    // Damaged bytes (checksum mismatch) or a damaged header: say what else there is to resume from.
+    const fs::path run_dir = info.dir.parent_path().parent_path();
+    MOELAB_FAIL("the checkpoint of step " << info.step << " is damaged: " << e.what() << "; "
+                                          << previous_checkpoint_text(run_dir, info.step)
+                                          << " (remove " << info.dir.string() << " to resume from it)");
+  }
   return d;
 }
 

@@ -37,8 +37,12 @@ CheckpointInfo find_checkpoint(const std::filesystem::path& run_dir, int64_t ste
 
 // Writes <run_dir>/ckpt/step_<step> as described above and returns its directory. Tests can set the
 // environment variable MOELAB_TEST_KILL_IN_CHECKPOINT=<step> to have the process SIGKILL itself in the
-// middle of writing that step's checkpoint (after model.safetensors, before state and DONE).
+// middle of writing that step's checkpoint (after model.safetensors, before state and DONE). A write
+// that fails (full disk) removes the partial directory and throws moelab::Error naming the file and
+// the newest complete checkpoint, which is left intact.
 std::filesystem::path write_checkpoint(const std::filesystem::path& run_dir, const CheckpointData& data);
+// Every tensor's CRC-32C is verified (when the files have them); damage throws moelab::Error naming
+// the file, the tensor, its byte range and the earlier checkpoint to resume from.
 CheckpointData read_checkpoint(const CheckpointInfo& info);
 // Deletes all but the newest `keep` complete checkpoints (keep = 0 keeps all) and any incomplete
 // or temporary checkpoint directory.

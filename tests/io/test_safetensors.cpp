@@ -95,9 +95,9 @@ TEST(Safetensors, ByteExactKnownFile) {
                                  std::string("\x00\x00\x40\x40\x00\x00\x80\x40\x00\x00\xa0\x40", 12);
   const std::string expected = std::string("\x48\x00\x00\x00\x00\x00\x00\x00", 8) + expected_header +
                                std::string(7, ' ') + data_bytes;
-  EXPECT_EQ(serialize_safetensors({view_of("attn0", values, {1, 1, 2, 3})}), expected);
+  EXPECT_EQ(serialize_safetensors({view_of("attn0", values, {1, 1, 2, 3})}, {}, Checksums::none), expected);
 
-  // With metadata: "__metadata__" comes first; an empty file pads "{}" to 8 bytes.
+  // With metadata: "__metadata__" comes first; an empty file pads "{}" to 8 bytes (and has no checksums).
   const std::string meta = serialize_safetensors({}, {{"framework", "pt"}});
   EXPECT_EQ(meta, u64_le(40) + R"({"__metadata__":{"framework":"pt"}})" + std::string(5, ' '));
   EXPECT_EQ(serialize_safetensors({}), u64_le(8) + "{}      ");

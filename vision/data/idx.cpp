@@ -65,8 +65,18 @@ IdxArray read_idx_u8(const std::string& path, int expected_rank) {
     payload *= d;
     out.dims.push_back(d);
   }
-  out.data.resize(static_cast<size_t>(payload));
-  got = read_some(f.get(), path, out.data.data(), payload);
+  // The buffer grows as bytes arrive (chunks doubling from 64 KiB to 16 MiB): a damaged 20-byte header
+  // must not allocate gigabytes up front.
+  int64_t chunk = int64_t{64} << 10;
+  got = 0;
+  while (got < payload) {
+    const int64_t want = std::min(chunk, payload - got);
+    out.data.resize(static_cast<size_t>(got + want));
+    const int64_t n = read_some(f.get(), path, out.data.data() + got, want);
+    got += n;
+    if (n < want) break;
+    chunk = std::min(chunk * 2, int64_t{16} << 20);
+  }
   MOELAB_CHECK(got == payload, "IDX file " << path << ": truncated payload (" << got << " of " << payload
                                            << " bytes declared by the header)");
   uint8_t extra;
