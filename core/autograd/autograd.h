@@ -1,8 +1,6 @@
 #pragma once
-// Reverse-mode autograd: every op that sees an input requiring grad records a Node holding what its
-// backward needs (a closure). Nodes carry their tape position (a global sequence number); backward()
-// runs the nodes reachable from the root in reverse tape order and accumulates leaf gradients.
-// Backward closures run with grad recording off (no double backward).
+// Reverse-mode autograd: ops record Nodes with backward closures and a tape position; backward() runs
+// the reachable nodes in reverse tape order, with recording off (docs/architecture.md §2).
 #include <cstdint>
 #include <functional>
 #include <string>

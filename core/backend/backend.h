@@ -1,9 +1,7 @@
 #pragma once
-// The kernel interface every backend implements: `ref` (plain loops, double accumulation; the
-// executable specification), `cpu` (fast) and `cuda` (a stub saying "built without CUDA" when not built).
-// Kernels write into preallocated outputs. Unless a comment says otherwise, every tensor argument is
-// contiguous, outputs do not alias inputs, and float kernels accept f32 and f64.
-// A kernel a backend lacks throws NotSupported; callers never #ifdef.
+// The kernel interface every backend implements: `ref` (the executable specification), `cpu` and
+// `cuda`. Kernels write into preallocated outputs; a kernel a backend lacks throws NotSupported.
+// Argument rules (contiguity, aliasing, dtypes): docs/ops.md (Kernel contract).
 #include <cstdint>
 #include <string>
 

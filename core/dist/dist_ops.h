@@ -1,8 +1,6 @@
 #pragma once
-// Collectives as differentiable ops, for model code (expert parallel dispatch, sharded layers).
-// Every rank must record the same ops in the same order and run backward (the backward closures
-// communicate too): all ranks' inputs require grad or none do, and each rank's loss must depend on
-// every collective's output (add 0 * y when it does not), else some rank waits forever.
+// Collectives as differentiable ops for model code. Every rank must record the same ops in the same
+// order and depend on every output, else some rank waits forever (docs/distributed.md, Collectives as ops).
 #include <cstdint>
 #include <vector>
 

@@ -1,16 +1,6 @@
 #pragma once
-// Experiment configs: a TOML file, `key=value` overrides, validated against a task's Schema
-// (core/io/config_schema.h). Every error names where the value came from:
-//   configs/x.toml:12:5: model.moe.top_k = 9 exceeds model.moe.num_experts = 8
-//   <override 2: model.moe.topk=3>: unknown key 'model.moe.topk'; did you mean 'model.moe.top_k'?
-//
-//   Config cfg = load_config(schema, "configs/vit.toml", {"model.moe.top_k=1", "+notes.run=a"});
-//   int64_t k = cfg.get_int("model.moe.top_k");
-//   std::string resolved = cfg.to_toml();   // for config.toml and --print-config
-//
-// Override grammar: `key=value` sets a key that the file or the schema defaults already have;
-// `+key=value` adds one that neither has; `++key=value` does either. The value is parsed as TOML
-// (`3`, `3e-4`, `true`, `[3, 5]`, `"text"`), else taken as a bare string, then typed like the key.
+// Experiment configs: a TOML file plus `key=value` overrides, validated against a task's Schema; every
+// error names the file:line:col or override it came from. Grammar and examples: docs/io.md.
 #include <map>
 #include <memory>
 #include <optional>

@@ -1,17 +1,6 @@
 #pragma once
-// A task's config schema, declared in code: every key with its type, default, documentation and
-// allowed range, plus cross-field checks. Config (core/io/config.h) validates a TOML file against it.
-//
-//   Schema s("classify", "Image classification with a ViT");
-//   s.add_section("model.moe", "Mixture-of-Experts layers");
-//   s.add_int("model.moe.num_experts", 8, "experts per MoE layer").at_least(1);
-//   s.add_int("model.moe.top_k", 2, "experts each token is sent to").at_least(1);
-//   s.add_float("train.lr", 3e-4, "peak learning rate").greater_than(0).at_most(1);
-//   s.add_choice("model.moe.router", "topk", {"topk", "expert_choice"}, "routing algorithm");
-//   s.add_check([](const Config& c, ConfigReporter& r) {
-//     if (c.get_int("model.moe.top_k") > c.get_int("model.moe.num_experts"))
-//       r.error("model.moe.top_k", "model.moe.top_k = " + ... + " exceeds model.moe.num_experts = " + ...);
-//   });
+// A task's config schema, declared in code: each key's type, default, documentation and allowed range,
+// plus cross-field checks; Config (core/io/config.h) validates a TOML file against it. Example: docs/io.md.
 #include <cstdint>
 #include <deque>
 #include <functional>

@@ -1,15 +1,6 @@
 #pragma once
-// The run's metric log: metrics.jsonl gets one JSON object per logged step, written with a single
-// append so that an interrupted run keeps every finished line; every scalar is mirrored to the
-// TensorBoard event file of the run directory.
-//
-//   MetricsWriter log(run_dir);
-//   log.write(MetricsRecord(step).scalar("train/loss", 2.31).scalar("train/lr", 3e-4)
-//                 .per_layer("moe/load_cv", {{"blocks.3.moe", 0.12}, {"blocks.5.moe", 0.30}}));
-// writes {"step":100,"time":1732600000.5,"train/loss":2.31,"train/lr":0.0003,
-//         "moe/load_cv":{"blocks.3.moe":0.12,"blocks.5.moe":0.3}}
-// and TensorBoard tags train/loss, train/lr, moe/load_cv/blocks.3.moe, moe/load_cv/blocks.5.moe.
-// Non-finite values are written as null (JSON has no NaN) and read back as NaN.
+// The run's metric log: metrics.jsonl, one JSON object per logged step written with a single append,
+// each scalar mirrored to the run's TensorBoard events. Line format and examples: docs/io.md.
 #include <cstdint>
 #include <functional>
 #include <memory>

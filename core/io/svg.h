@@ -1,11 +1,6 @@
 #pragma once
-// Self-contained inline SVG for the run report (report/index.html): line charts and heatmaps as
-// strings, with no scripts, external fonts or ids, so several can sit in one HTML page.
-//
-//   std::string loss = svg_line_chart({{"train", steps, train_loss}, {"val", val_steps, val_loss}},
-//                                     {.title = "loss", .x_label = "step", .log_y = true});
-//   std::string load = svg_heatmap(load_matrix, {.title = "expert load", .row_labels = classes,
-//                                                .col_labels = experts});
+// Self-contained inline SVG for the run report: line charts and heatmaps as strings, with no scripts,
+// external fonts or ids, so several fit in one HTML page. Options: docs/io.md (SVG and CSV for reports).
 #include <optional>
 #include <string>
 #include <string_view>

@@ -1,8 +1,6 @@
 #pragma once
-// Host-side float versions of the transcendental ops that dominate non-GEMM time (exp in softmax, GELU,
-// SiLU, sigmoid). They avoid libm calls so that the cpu backend's loops vectorize; the ref backend keeps
-// std:: maths and the op tests hold the two together (exp_f32 is within a few ulp of std::exp).
-// Double precision and every other op fall through to the shared per-element functions.
+// Host-side float exp, GELU, SiLU and sigmoid without libm calls, so the cpu backend's loops vectorize;
+// the op tests hold them to ref's std:: maths. Why and how close: docs/ops.md (Fast maths).
 #include <bit>
 #include <cstdint>
 #include <type_traits>

@@ -1,10 +1,7 @@
 #pragma once
-// The fast path of docs/moe.md §3 as two differentiable ops built on the Backend's moe_* kernels:
-//   moe_dispatch_combine: gather token rows by expert, run each expert's FFN on its contiguous segment
-//     (one GEMM pair per non-empty expert), combine the weighted outputs per token in a fixed order;
-//   grouped_expert_ffn: the grouped FFN alone on rows already grouped by expert (Soft MoE, shared experts).
-// Assignments are "slots", token-major: token t owns slots [token_offsets[t], token_offsets[t+1]) (k per
-// token for token choice; 0..E for expert choice).
+// The fast path of docs/moe.md §3 as two differentiable ops on the Backend's moe_* kernels:
+// moe_dispatch_combine (gather, per-expert FFN, ordered combine) and grouped_expert_ffn (FFN alone).
+// Assignments are token-major slots: token t owns [token_offsets[t], token_offsets[t+1]).
 #include <cstdint>
 #include <memory>
 #include <vector>

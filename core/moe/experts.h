@@ -1,8 +1,6 @@
 #pragma once
-// A stack of E FFN experts stored as stacked weights (the layout the grouped GEMM wants):
-//   w1 (E, d, f), b1 (E, f), w2 (E, f, d), b2 (E, d), w3 (E, d, f) for swiglu.
-// Expert e computes act(x w1[e] + b1[e]) w2[e] + b2[e] (swiglu: (silu(x w1[e] + b1[e]) * (x w3[e])) w2[e] + b2[e]).
-// Note the (in, out) layout: w1[e] is the transpose of an nn::Linear(d, f) weight.
+// A stack of E FFN experts in stacked weights, the layout the grouped GEMM wants: w1 (E, d, f) is (in, out),
+// the transpose of an nn::Linear(d, f) weight. Shapes and the expert formula: docs/moe.md (Parameters).
 #include <cstdint>
 
 #include "core/backend/backend.h"

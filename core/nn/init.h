@@ -1,9 +1,6 @@
 #pragma once
-// Parameter initialization from an RngStream (draws are Philox-based, so the same on every backend).
-// `torch_default` reproduces PyTorch's reset_parameters(): kaiming-uniform(a = sqrt(5)) weights, i.e.
-// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the same bound for biases, N(0, 1) embeddings, ones/zeros for
-// layernorm. `normal` and `trunc_normal` are the transformer (GPT-2 / ViT) schemes: weights and
-// embeddings N(0, std) (truncated at +-2 std for trunc_normal), biases zero, layernorm ones/zeros.
+// Parameter initialization from an RngStream (Philox draws: the same on every backend): PyTorch's
+// defaults and the GPT-2 / ViT normal schemes. What each scheme draws: docs/nn.md (Initialization).
 #include <cstdint>
 
 #include "core/tensor/tensor.h"

@@ -1,15 +1,6 @@
 #pragma once
-// Optimizers with PyTorch semantics and per-parameter state: SGD (momentum, Nesterov, weight decay),
-// AdamW (decoupled weight decay, bias correction) and RMSprop (optionally centered). The per-element
-// maths is in core/kernels/optim.h and runs on the parameter's backend.
-//
-//   AdamW opt(model.named_parameters(), {.lr = 3e-4, .weight_decay = 0.1});
-//   loss.backward(); clip_grad_norm(model.parameters(), 1.0); opt.set_lr(sched.lr_at(step)); opt.step();
-//   opt.zero_grad();
-//
-// Parameters without a gradient in a step are skipped and their state (including their own step count,
-// used for bias correction) does not advance, as in PyTorch. Parameters with requires_grad = false
-// are not tracked at all.
+// Optimizers with PyTorch semantics and per-parameter state: SGD, AdamW and RMSprop; the per-element
+// maths is in core/kernels/optim.h. Usage and the rules for parameters without a gradient: docs/nn.md.
 #include <cstdint>
 #include <string>
 #include <vector>

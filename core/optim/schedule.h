@@ -1,9 +1,6 @@
 #pragma once
-// Learning-rate schedules: lr_at(step) for the 0-based index of the step about to run.
-//   constant: base_lr after an optional linear warmup
-//   cosine:   linear warmup to base_lr, then cosine decay to min_lr at total_steps (min_lr after)
-//   linear:   linear warmup, then linear decay to min_lr at total_steps (min_lr after)
-// Warmup is lr = base_lr * (step + 1) / warmup_steps for step < warmup_steps, so the first step is not 0.
+// Learning-rate schedules (constant, cosine, linear, each with linear warmup): lr_at(step) for the
+// 0-based index of the step about to run. Formulas: docs/nn.md (Learning-rate schedules).
 #include <cstdint>
 #include <string_view>
 

@@ -1,12 +1,6 @@
 #pragma once
-// Progress output (docs/formats.md §4). On a terminal: a tqdm-style bar on stderr, redrawn at most
-// every 0.1 s:   train: 45%|████▌     | 450/1000 [00:12<00:15, 36.2it/s, loss=2.31]
-// Otherwise (CI, nohup, files): a plain line every N seconds, never '\r':
-//   step 450/1000 loss 2.31 lr 3e-4 12.3 it/s eta 00:15
-//
-//   Progress bar("train", steps, {.mode = parse_progress_mode(flag)});
-//   for (...) { bar.update(step, {{"loss", loss}, {"lr", lr}}); bar.log("eval: acc 0.91"); }
-//   bar.finish();
+// Progress output (docs/formats.md §4): a tqdm-style bar on a terminal, plain periodic lines
+// otherwise. Usage and line formats: docs/io.md (Progress output).
 #include <cstdint>
 #include <cstdio>
 #include <functional>

@@ -1,8 +1,6 @@
 #pragma once
-// Subcommand registry for the `moelab` program. Each experiments/cli/cmd_<name>.cpp defines
-//   static moelab::cli::Registration reg{"name", "one-line help", [](CLI::App& sub) { ... }};
-// The setup callback adds options and sets sub.callback(...) (or sub.final_callback). Commands signal
-// their exit status through moelab::cli::set_exit_code (0 ok, 1 run failed, 2 bad usage or config).
+// Subcommand registry of the `moelab` program: each experiments/cli/cmd_<name>.cpp registers itself
+// with a static Registration. How to add one and the exit codes: docs/runner.md (Commands).
 #include <CLI/CLI.hpp>
 
 #include <functional>

@@ -1,13 +1,6 @@
 #pragma once
-// The micro-batches of one optimizer step, shared by the Trainer and `moelab bench train`: for each, the
-// task's batch, its forward on a model (the trained one or a worker's replica), the loss plus Σ weight·aux
-// (divided by train.grad_accum) and its backward.
-//
-// With train.workers = W > 1 the micro-batches run concurrently on W OpenMP threads, worker w taking
-// micro-batches w, w+W, ... on its own replica (nn::Module::share_state_with); ops inside a worker run
-// single-threaded. The replicas' gradients are summed into the parameters in worker order, so for
-// W = grad_accum the sums are the same floating-point operations as on one thread. Draws come from the
-// forward context, keyed by (seed, step, micro-batch), so they do not depend on the worker either.
+// The micro-batches of one optimizer step, shared by the Trainer and `moelab bench train`: batch,
+// forward, loss plus weighted aux terms, backward. How train.workers runs them: docs/runner.md.
 #include <memory>
 #include <vector>
 

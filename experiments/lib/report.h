@@ -1,14 +1,6 @@
 #pragma once
-// The run report: <run_dir>/report/index.html, one self-contained page (inline SVG and CSS, no scripts,
-// no network) built only from the files of the run directory (summary.json, metrics.jsonl,
-// config.toml), so `moelab report RUN_DIR` can rebuild it at any time. Sections (each a
-// <section id=...>): summary, curves (losses and metrics), moe (load CV, label/expert mutual
-// information and balancing terms over time; expert load over time as a heatmap per layer), routing
-// (labels x experts heatmaps of the last evaluation with their mutual information), then every
-// fragment a task wrote to report/sections/<name>.html (whole <section>s, self-contained, pasted in
-// name order), then config.
-// CSV files beside it hold the plotted data: scalars.csv, expert_load_layer_<i>.csv,
-// labels_experts_layer_<i>.csv.
+// The run report: <run_dir>/report/index.html, one self-contained page built only from the run
+// directory's files, plus the CSVs of its plotted data. Sections and files: docs/runner.md (The report).
 #include <filesystem>
 #include <string>
 #include <vector>

@@ -1,13 +1,6 @@
 #pragma once
-// The config of a run: the keys every task shares (declared here) plus the task's own (Task::declare_config).
-//   task = "toy_mixture"        which task (the registry's name)
-//   name = "..."                experiment name: runs/<name>/<timestamp>/ (default: the config file's stem)
-//   seed = 0                    derives every random stream
-//   [train] steps, epochs, grad_accum, eval_every, checkpoint_every, keep_checkpoints, log_every,
-//           progress_every_s, threads
-//   [optim] name, lr, weight_decay, beta1, beta2, eps, momentum, schedule, warmup_steps, min_lr_ratio,
-//           clip_grad_norm
-//   [notes] free-form (add keys with +notes.x=...)
+// The config of a run: the keys every task shares (declared here) plus the task's own
+// (Task::declare_config). The shared keys are listed in docs/runner.md (Configs).
 #include <memory>
 #include <string>
 #include <vector>

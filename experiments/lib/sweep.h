@@ -1,15 +1,6 @@
 #pragma once
-// Sweeps: a base config, a grid of overrides and a list of seeds, run one `moelab run` per
-// (grid point, seed) into a fixed directory each, so that running the sweep again skips the finished
-// runs (summary.json with status "completed") and resumes the unfinished ones.
-//
-//   base = "../toy_mixture.toml"        # relative to the sweep file
-//   name = "toy_routers"                # runs go to <out>/<point>/seed_<s>; <out> = runs/sweeps/<name>
-//   seeds = [0, 1, 2]
-//   overrides = ["train.steps=300"]     # applied to every run (optional)
-//   [grid]                              # every combination of these values
-//   model.moe.router = ["top_k", "expert_choice", "soft_moe"]
-//   model.moe.num_experts = [4, 8]
+// Sweeps: a base config, a grid of overrides and seeds, one `moelab run` per (grid point, seed) in a fixed
+// directory, so a rerun skips finished runs and resumes the rest. Sweep file format: docs/runner.md.
 #include <cstdint>
 #include <filesystem>
 #include <string>

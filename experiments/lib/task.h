@@ -1,14 +1,6 @@
 #pragma once
-// The Task interface: what a task (toy_mixture, classify, ...) supplies so that the Trainer can run it from
-// a config: its config keys, its data stream as named batches, its model, its loss and what it measures.
-// The Trainer owns everything else: run directory, budget and loop, model replicas for concurrent
-// micro-batches, optimizer and parameter groups, routing statistics, evaluation schedule, checkpoints and
-// the report. docs/runner.md walks through a task; experiments/lib/tasks/toy_mixture.cpp is the smallest.
-//
-// Determinism contract (resume must reproduce the uninterrupted run bit for bit on CPU): everything random
-// comes from RngStreams derived from TaskContext::seed or from the forward context's draws, and every piece
-// of data state (position, sampler streams, environments, replay) round-trips through save_state/load_state.
-// Parameters, buffers and optimizer state are saved by the Trainer.
+// The Task interface: the config keys, data stream, model, loss and measurements a task supplies; the
+// Trainer owns the rest. Walk-through and the determinism contract: docs/runner.md (Adding a task).
 #include <cstdint>
 #include <functional>
 #include <map>

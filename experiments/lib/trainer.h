@@ -1,8 +1,6 @@
 #pragma once
-// The Trainer: runs one Task from a resolved config into a run dir (docs/architecture.md §3-§4). It owns
-// the loop (steps or epochs, gradient accumulation, evaluation every N steps), the optimizer and its
-// schedule, logging (log.txt, metrics.jsonl, TensorBoard scalars, progress on stderr), the NaN/Inf
-// guard, Ctrl-C (checkpoint, then stop), checkpoints and --resume, summary.json and the report.
+// The Trainer: runs one Task from a resolved config into a run dir (docs/architecture.md §3-§4): loop,
+// optimizer, logging, NaN/Inf guard, Ctrl-C, checkpoints and resume, summary.json, the report.
 #include <cstdint>
 #include <filesystem>
 #include <memory>

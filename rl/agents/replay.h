@@ -1,9 +1,6 @@
 #pragma once
-// Uniform experience replay for DQN. Each env (stream) owns a ring of u8 frames; a frame is stored once
-// and a transition (s, a, r, s') is a slot plus the slot after it. Where an episode is truncated its true
-// last observation takes one extra slot (it starts no transition), so truncation can bootstrap from it.
-//   ReplayBuffer replay({.capacity = 100000, .observation_size = 400, .seed = 1});
-//   replay.begin(venv.observations());  ...  venv.step(a);  replay.push(venv, a);  replay.sample(32, batch);
+// Uniform experience replay for DQN: a ring of u8 frames per env, a transition is a slot and the
+// slot after it, a truncated episode's last frame takes one extra slot. Layout and usage: docs/rl.md.
 #include <cstdint>
 #include <span>
 #include <string>

@@ -1,11 +1,6 @@
 #pragma once
-// PQN's rollout storage: T steps of N envs (observations, actions, rewards, terminated/truncated flags,
-// Q-values at acting time), lambda-return targets over it, and epochs of shuffled minibatches drawn from a
-// counter-based stream (one permutation of the T * N transitions per epoch, as purejaxql does).
-//   Rollout r({.num_steps = 32, .num_envs = 128, .observation_size = 400, .num_actions = 6});
-//   for t: r.add(obs, q, actions, venv.rewards(), venv.terminated(), venv.truncated(), final_values);
-//   r.finish(last_values);  r.compute_targets({.gamma = 0.99, .lambda = 0.65});
-//   for epoch: r.shuffle(rng); for m: r.gather(r.minibatch(m, 32), obs, actions, targets);
+// PQN's rollout storage: T steps of N envs, lambda-return targets over them, and epochs of shuffled
+// minibatches from a counter-based stream. Usage: docs/rl.md (Agents' building blocks).
 #include <cstdint>
 #include <span>
 #include <vector>

@@ -1,8 +1,6 @@
 #pragma once
-// MinAtar's `Environment` wrapper (docs/minatar.md §1): sticky actions drawn from the same MT19937 stream
-// as the game after seed(), `last_action` kept across resets, 6 actions, optional difficulty ramping.
-//   Environment env(GameId::kBreakout);  env.seed(42);  env.reset();
-//   StepResult r = env.act(3);  env.observe(buffer);   // buffer: (10, 10, channels()) bytes
+// MinAtar's `Environment` wrapper (docs/minatar.md §1): sticky actions from the game's MT19937 stream,
+// `last_action` kept across resets, 6 actions, optional difficulty ramping. Usage: docs/rl.md.
 #include <cstdint>
 #include <optional>
 #include <variant>

@@ -1,8 +1,6 @@
 #pragma once
-// What the five MinAtar games share: the 10x10 grid, the 6-action map, the step result, the game table.
-// A game is a plain struct with
-//   void reset(NumpyRandom&);  StepResult act(int action, NumpyRandom&);  void observe(uint8_t* obs) const;
-// observe writes the (10, 10, C) observation, 0/1 bytes in [y][x][c] order, into a caller buffer.
+// What the five MinAtar games share: the 10x10 grid, the 6-action map, the step result, the game table
+// and the plain-struct shape of a game (docs/rl.md, The game interface).
 #include <array>
 #include <cstdint>
 #include <string>

@@ -1,9 +1,6 @@
 #pragma once
-// Seaquest (docs/minatar.md §1.5): channels sub_front 0, sub_back 1, friendly_bullet 2, trail 3,
-// enemy_bullet 4, enemy_fish 5, enemy_sub 6, oxygen_guage 7, diver_guage 8, diver 9.
-// The reference keeps entities in Python lists, walks them in reverse and removes with list.remove (the
-// first *value-equal* element). SmallList and the loops in seaquest.cpp reproduce exactly that, so the
-// quirks that follow from it (an entity visited twice after an equal one was removed) are kept.
+// Seaquest (docs/minatar.md §1.5, which lists its channels). SmallList and the loops in seaquest.cpp
+// reproduce the reference's reverse walks and value-equal list.remove, quirks included (docs/rl.md).
 #include <cstdint>
 #include <stdexcept>
 

@@ -1,8 +1,6 @@
 #pragma once
-// A small fork-join pool for stepping environments. run(fn) calls fn() on the calling thread and on each
-// worker that wakes up before the caller's own fn() returns; fn shares out its work through a counter of
-// its own (see VectorEnv::step), so a worker that the OS schedules late costs nothing: the others take
-// its share. Workers spin for a few microseconds between jobs, then sleep on a condition variable.
+// A small fork-join pool for stepping environments: run(fn) runs fn on the caller and every worker
+// that wakes in time, fn sharing out work through its own counter. Design: docs/rl.md (The thread pool).
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>

@@ -1,8 +1,6 @@
 #pragma once
-// The reproducibility trace of `moelab env trace` (issue 6): after seed(s) and reset, print
-//   reset OBS                 then, per action,   step A R T OBS
-// and after a step with T = 1 the game is reset (the stream continues) and `reset OBS` is printed.
-// OBS is the observation as '0'/'1' characters over [y][x][c].
+// The reproducibility trace of `moelab env trace`: `reset OBS`, then `step A R T OBS` per action,
+// with OBS as '0'/'1' characters over [y][x][c]. Format details: docs/rl.md (Commands).
 #include <cstdint>
 #include <iosfwd>
 #include <span>

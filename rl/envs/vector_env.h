@@ -1,10 +1,6 @@
 #pragma once
-// N MinAtar games stepped together on a thread pool. Observations go into one batch buffer
-// (N, 10, 10, C) of 0/1 bytes, owned by the VectorEnv or bound by the caller. An episode that ends
-// (terminated by the game, or truncated by the time limit) is reset at once: observations() then holds
-// the new episode's first observation and final_observations() the true last one.
-//   VectorEnv venv(protocol_config("paper", GameId::kSeaquest, 64, /*seed=*/1));
-//   venv.reset();  venv.step(actions);  // actions: (N,) indices into action_set()
+// N MinAtar games stepped together on a thread pool into one (N, 10, 10, C) byte batch; an episode
+// that ends is reset at once and its last observation kept in final_observations(). Usage: docs/rl.md.
 #include <cstdint>
 #include <memory>
 #include <span>

@@ -1,5 +1,5 @@
-// Repository rules (docs/architecture.md §1 and §5): every document path that code, docs or the README
-// names exists, and the include rules between core, vision, text, rl, experiments and bench hold.
+// Repository rules (docs/architecture.md §1, §5 and §6): every document path named in code, docs or the
+// README exists, the include rules between the parts hold, and headers open with at most three lines.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -320,6 +320,45 @@ std::vector<Finding> check_includes(const fs::path& root, const std::vector<std:
   return findings;
 }
 
+// ---- header openings ----
+
+// A header opens with at most this many comment lines (after `#pragma once`); longer prose lives in docs/.
+constexpr size_t kMaxOpeningCommentLines = 3;
+
+bool is_header(const std::string& file) { return has_suffix(file, ".h") || has_suffix(file, ".cuh"); }
+
+std::string_view trimmed_start(std::string_view line) {
+  const size_t pos = line.find_first_not_of(" \t");
+  return pos == std::string_view::npos ? std::string_view() : line.substr(pos);
+}
+
+// Reports each header whose opening comment block (`//` lines, or one `/* ... */`) is longer than
+// kMaxOpeningCommentLines, at the block's first line.
+std::vector<Finding> check_header_openings(const fs::path& root, const std::vector<std::string>& files) {
+  std::vector<Finding> findings;
+  for (const std::string& file : files) {
+    if (!is_header(file)) continue;
+    const std::vector<std::string> lines = read_lines(root / file);
+    size_t i = 0;
+    while (i < lines.size() &&
+           (trimmed_start(lines[i]).empty() || has_prefix(trimmed_start(lines[i]), "#pragma once")))
+      ++i;
+    const size_t first = i;
+    if (i < lines.size() && has_prefix(trimmed_start(lines[i]), "/*")) {
+      while (i < lines.size() && lines[i].find("*/") == std::string::npos) ++i;
+      if (i < lines.size()) ++i;
+    } else {
+      while (i < lines.size() && has_prefix(trimmed_start(lines[i]), "//")) ++i;
+    }
+    const size_t count = i - first;
+    if (count > kMaxOpeningCommentLines)
+      findings.push_back({file, int(first) + 1,
+                          "header opens with " + std::to_string(count) + " comment lines (at most " +
+                              std::to_string(kMaxOpeningCommentLines) + "; longer prose belongs in docs/)"});
+  }
+  return findings;
+}
+
 // ---- tests on small planted trees, then on the repository itself ----
 
 class PlantedTree : public ::testing::Test {
@@ -423,6 +462,20 @@ TEST_F(PlantedTree, IncludeViolationsAreReportedWithFileAndLine) {
             "rl/r.h:2: rl/ may not include text/ (\"text/t.h\")\n");
 }
 
+TEST_F(PlantedTree, LongHeaderOpeningsAreReportedWithFileAndLine) {
+  write("core/short.h",
+        "#pragma once\n// One.\n// Two.\n// Three.\n#include <vector>\n// a\n// b\n// c\n// d\n");
+  write("core/long.h", "#pragma once\n\n// 1\n// 2\n//\n// 4\nint f();\n");
+  write("core/block.cuh", "/* one\n   two\n   three\n   four */\n#pragma once\n");
+  write("core/bare.h", "#pragma once\nint g();\n");
+  write("core/long.cpp", "// 1\n// 2\n// 3\n// 4\n// 5\n");
+
+  EXPECT_EQ(
+      to_text(check_header_openings(root_, files_)),
+      "core/long.h:3: header opens with 4 comment lines (at most 3; longer prose belongs in docs/)\n"
+      "core/block.cuh:1: header opens with 4 comment lines (at most 3; longer prose belongs in docs/)\n");
+}
+
 TEST(Repository, EveryNamedDocumentExists) {
   const fs::path root = MOELAB_SOURCE_DIR;
   const std::vector<std::string> files = repo_files(root);
@@ -437,6 +490,14 @@ TEST(Repository, IncludeRulesHold) {
   const fs::path root = MOELAB_SOURCE_DIR;
   const std::vector<Finding> findings = check_includes(root, repo_files(root));
   EXPECT_TRUE(findings.empty()) << findings.size() << " include(s) break the rules of docs/architecture.md:\n"
+                                << to_text(findings);
+}
+
+TEST(Repository, HeadersOpenWithAtMostThreeLines) {
+  const fs::path root = MOELAB_SOURCE_DIR;
+  const std::vector<Finding> findings = check_header_openings(root, repo_files(root));
+  EXPECT_TRUE(findings.empty()) << findings.size() << " header(s) open with more than "
+                                << kMaxOpeningCommentLines << " comment lines (docs/architecture.md §6):\n"
                                 << to_text(findings);
 }
 

@@ -1,13 +1,6 @@
 #pragma once
-// Captions of compositional scenes from a small grammar, with their structured meaning: the meaning is
-// built first and the text is a pure function of it; parse_caption inverts that, and describes() checks a
-// meaning against a scene, so tests and hard negatives work on semantics rather than strings.
-//
-//   caption  := [number ("item" | "items") ":"] phrase { ("," | "and") phrase }
-//   phrase   := ("a" | "an" | number) [size] [colour] noun [location]
-//   location := "at the top left" | "at the top" | ... | "in the centre" | ...   (one of the 9 cells)
-//             | ("above" | "below" | "to the left of" | "above and to the right of" | ...) "it"
-//   number   := "one" | "two" | "three"
+// Captions of compositional scenes from a small grammar, built from a structured meaning; parse_caption
+// inverts the text and describes() checks a meaning against a scene. Grammar: docs/scenes.md.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -1,8 +1,6 @@
 #pragma once
-// The scene data set a retrieval task uses: train / test / held-out scenes of any size from options,
-// captions per (scene, variant), hard negative pairs for test captions, batches of images (B, 3, H, W) f32
-// in [0, 1] with caption strings and scene metadata, and the zero-shot Fashion-MNIST probes with prompts.
-// Everything is computed on demand from counter-based streams, so any index can be produced alone.
+// The scene data set of the retrieval task: scenes, captions, hard negatives, image batches and the
+// zero-shot Fashion-MNIST probes, each computed on demand from counter-based streams (docs/scenes.md).
 #include <cstdint>
 #include <optional>
 #include <string>

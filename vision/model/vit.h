@@ -1,12 +1,6 @@
 #pragma once
-// The Vision Transformer (Dosovitskiy et al. 2021) for small images: a patch embedding (a strided
-// conv, a linear map of flattened patches, or a convolutional stem as in Xiao et al. 2021), an optional
-// class token, learned position embeddings, pre-LN transformer blocks with GELU, a final LayerNorm and a
-// linear head on the class token or the mean of the tokens. The FFN of chosen blocks is an MoE layer
-// (V-MoE: every second block), built by a caller-supplied factory so the model stays config-agnostic.
-//
-// Parameter names follow timm: patch_embed.proj.weight, cls_token, pos_embed, blocks.3.attn.qkv.weight,
-// blocks.3.mlp.fc1.weight (dense) or blocks.3.moe.* (MoE), norm.weight, head.weight.
+// The Vision Transformer for small images, with MoE FFNs in chosen blocks built by a caller-supplied
+// factory. Patch embeddings, pooling and the timm parameter names: docs/vision.md (The pieces).
 #include <cstdint>
 #include <functional>
 #include <memory>
