@@ -1,12 +1,7 @@
 #pragma once
-// safetensors checkpoints (docs/formats.md §1): u64 little-endian header length N, N bytes of JSON
-// (padded with spaces to a multiple of 8), then the tensors' bytes, row-major and little-endian.
-// Works on raw bytes so that it does not depend on the Tensor class. Each tensor's CRC-32C is kept in
-// "__metadata__" as "crc32c.<name>" -> 8 hex digits (written by default, verified whenever present).
-//
-//   write_safetensors("model.safetensors", {{"w", DType::f32, {2, 3}, w.data(), 24}}, {{"step", "100"}});
-//   SafetensorsFile f = read_safetensors("model.safetensors");
-//   std::vector<float> w = f.get("w").to_vector<float>();
+// safetensors files on raw bytes (no Tensor dependency), with a CRC-32C per tensor in __metadata__
+// ("crc32c.<name>", written by default, verified whenever present). Layout and an example: docs/formats.md §1
+// and docs/io.md.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

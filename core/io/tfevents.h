@@ -1,8 +1,6 @@
 #pragma once
-// TensorBoard event files without protobuf (docs/formats.md §2). Each record is
-//   u64 length | u32 masked_crc32c(length) | payload | u32 masked_crc32c(payload)    (little-endian)
-// and each payload an Event message: wall_time, step, and either file_version or a Summary of
-// {tag, simple_value} values. The first record of a file is the "brain.Event:2" version event.
+// TensorBoard event files without protobuf: length-prefixed records with masked CRC-32Cs, each an Event of
+// wall_time, step and a file_version or a Summary of {tag, simple_value}. Byte layout: docs/formats.md §2.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>

@@ -1,11 +1,7 @@
 #pragma once
-// Checkpoints of a run (docs/architecture.md §4): <run_dir>/ckpt/step_000001000/{model.safetensors,
-// state.safetensors, DONE}. A checkpoint is written into "<name>.tmp", renamed, and DONE is written
-// last, so a run killed at any point leaves either a complete checkpoint or one that resume ignores.
-//   model.safetensors  the model's state dict: parameters and buffers (router biases), PyTorch-style names;
-//                      metadata: step, task, config
-//   state.safetensors  "optim.*" optimizer moments and step counts, "task.*" task tensors; metadata: step,
-//                      "task.*" values (data position, RNG streams), "trainer.*" values (the open interval)
+// Checkpoints of a run: ckpt/step_N/{model.safetensors (the model's state dict), state.safetensors (optimizer,
+// task and trainer state), DONE (written last)}, written to step_N.tmp and renamed, so a killed run leaves only
+// complete checkpoints or ones resume ignores. What each file holds: docs/runner.md (The run directory).
 #include <cstdint>
 #include <filesystem>
 #include <map>

@@ -118,7 +118,9 @@ class Trainer {
         throw;
       } catch (const std::exception& e) {
         out.status = "failed";
-        out.error = std::string("step ") + std::to_string(step_ + 1) + ": " + e.what();
+        // A failed checkpoint happens after its step completed; anything else during the next one.
+        out.error = (in_checkpoint_ ? "after step " + std::to_string(step_) : "step " + std::to_string(step_ + 1)) +
+                    ": " + e.what();
       }
       progress.finish();
       progress_ = nullptr;
@@ -360,6 +362,7 @@ class Trainer {
   }
 
   void checkpoint() {
+    in_checkpoint_ = true;
     metrics_->flush();  // everything logged up to a checkpoint is on disk before it counts as complete
     CheckpointData d;
     d.step = step_;
@@ -379,6 +382,7 @@ class Trainer {
     prune_checkpoints(opt_.run_dir, cfg_.get_int("train.keep_checkpoints"));
     last_checkpoint_step_ = step_;
     log_->file_only("checkpoint: " + dir.string());
+    in_checkpoint_ = false;
   }
 
   nlohmann::ordered_json make_summary(const RunOutcome& out, double wall) {
@@ -419,6 +423,7 @@ class Trainer {
   TrainerOptions opt_;
   std::unique_ptr<RunLog> log_;
   std::vector<std::string> early_lines_;  // logged by the task before log.txt existed
+  bool in_checkpoint_ = false;           // a failure now is the checkpoint's, after step_ completed
   std::unique_ptr<Task> task_;
   std::shared_ptr<nn::Module> model_;
   std::unique_ptr<TrainingStep> training_;
