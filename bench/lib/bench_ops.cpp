@@ -377,7 +377,7 @@ void print_support_matrix() {
     for (Kernel k : all_kernels()) {
       std::vector<std::string> dts;
       for (DType dt : support_dtypes())
-        if (be->supports(k, dt)) dts.push_back(dtype_name(dt));
+        if (be->supports(k, dt)) dts.emplace_back(dtype_name(dt));
       j["kernels"][kernel_name(k)] = dts;
     }
     std::printf("%s\n", j.dump().c_str());

@@ -5,6 +5,7 @@
 
 #include "core/moe/moe_layer.h"
 #include "core/nn/mlp.h"
+#include "core/ops/ops.h"
 
 namespace moelab::experiments {
 
