@@ -1,5 +1,7 @@
 #include "bench/lib/bench.h"
 
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 
 namespace moelab::bench {
@@ -23,6 +25,16 @@ int run_bench(const std::string& name, const std::vector<std::string>& args) {
   for (auto& b : bench_table()) std::cerr << " " << b.name;
   std::cerr << "\n";
   return 2;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 }  // namespace moelab::bench

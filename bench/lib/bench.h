@@ -18,6 +18,10 @@ struct BenchRegistration {
     bench_table().push_back({std::move(name), std::move(help), fn});
   }
 };
+// Seconds on the steady clock, and the median of timings (the mean of the middle two for an even count).
+double now_s();
+double median(std::vector<double> v);
+
 // Runs the named bench with argv[0] = "moelab bench <name>"; returns 2 for an unknown name.
 int run_bench(const std::string& name, const std::vector<std::string>& args);
 

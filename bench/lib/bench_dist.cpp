@@ -25,14 +25,6 @@
 namespace moelab::bench {
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 struct Options {
   std::vector<int64_t> sizes{int64_t(1) << 12, int64_t(1) << 16, int64_t(1) << 20, int64_t(1) << 24,

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace moelab::io {
 
@@ -80,5 +81,13 @@ std::string quote_string(std::string_view text) {
   }
   return out + "\"";
 }
+
+std::string hex_double(double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", value);
+  return buf;
+}
+
+double parse_hex_double(const std::string& text) { return std::strtod(text.c_str(), nullptr); }
 
 }  // namespace moelab::io

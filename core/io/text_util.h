@@ -17,6 +17,9 @@ std::optional<std::string> nearest_match(std::string_view word, const std::vecto
 
 // Shortest text that parses back to the same double, %g style ("0.0003", "1e-07", "3"); "nan", "inf", "-inf".
 std::string format_double(double value);
+// Exact text of a double ("%a" hex float) and back, for state that must round-trip bit for bit.
+std::string hex_double(double value);
+double parse_hex_double(const std::string& text);
 // "[2, 3]"
 std::string format_int_list(const std::vector<int64_t>& values);
 // Double-quoted with JSON/TOML basic-string escapes: "a\"b\n" -> "\"a\\\"b\\n\"".

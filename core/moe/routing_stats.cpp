@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/csv.h"
+#include "core/io/text_util.h"
 #include "core/util/check.h"
 
 namespace moelab::moe {
@@ -169,12 +170,8 @@ const RoutingRecord* RoutingLog::record(const std::string& path) const {
 }
 
 namespace {
-std::string hex(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%a", v);
-  return buf;
-}
-double unhex(const nlohmann::json& j) { return std::strtod(j.get<std::string>().c_str(), nullptr); }
+std::string hex(double v) { return io::hex_double(v); }
+double unhex(const nlohmann::json& j) { return io::parse_hex_double(j.get<std::string>()); }
 nlohmann::json hex_list(const std::vector<double>& v) {
   nlohmann::json a = nlohmann::json::array();
   for (double x : v) a.push_back(hex(x));

@@ -1,6 +1,8 @@
 // Interval statistics: sums over a logging interval, the metrics record, exact serialization.
 #include "experiments/lib/interval_stats.h"
 
+#include "core/io/text_util.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,12 +11,8 @@
 namespace moelab::experiments {
 
 namespace {
-std::string hex(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%a", v);
-  return buf;
-}
-double unhex(const nlohmann::json& j) { return std::strtod(j.get<std::string>().c_str(), nullptr); }
+std::string hex(double v) { return io::hex_double(v); }
+double unhex(const nlohmann::json& j) { return io::parse_hex_double(j.get<std::string>()); }
 }  // namespace
 
 void IntervalStats::add_scalar(const std::string& name, double value) {

@@ -149,7 +149,7 @@ void RefBackend::moe_expert_ffn(const Tensor& x_rows, const Tensor& expert_offse
   int64_t E = w.w1.size(0), d = w.w1.size(1), f = w.w1.size(2);
   const int64_t* off = expert_offsets.data<int64_t>();
   bool swiglu = w.act == ExpertActivation::swiglu;
-  dispatch_dtype(x_rows.dtype(), [&]<typename T_>() {
+  dispatch_float(x_rows.dtype(), "moe_expert_ffn", [&]<typename T_>() {
     const T_ *px = x_rows.data<T_>(), *w1 = w.w1.data<T_>(), *w2 = w.w2.data<T_>();
     const T_* b1 = w.b1.defined() ? w.b1.data<T_>() : nullptr;
     const T_* b2 = w.b2.defined() ? w.b2.data<T_>() : nullptr;
@@ -188,7 +188,7 @@ void RefBackend::moe_expert_ffn_backward(const Tensor& x_rows, const Tensor& exp
   int64_t E = w.w1.size(0), d = w.w1.size(1), f = w.w1.size(2);
   const int64_t* off = expert_offsets.data<int64_t>();
   bool swiglu = w.act == ExpertActivation::swiglu;
-  dispatch_dtype(x_rows.dtype(), [&]<typename T_>() {
+  dispatch_float(x_rows.dtype(), "moe_expert_ffn_backward", [&]<typename T_>() {
     const T_ *px = x_rows.data<T_>(), *w1 = w.w1.data<T_>(), *w2 = w.w2.data<T_>();
     const T_* w3 = swiglu ? w.w3.data<T_>() : nullptr;
     const T_ *ph = h.data<T_>(), *pa = a.data<T_>(), *pgy = gy_rows.data<T_>();
