@@ -98,8 +98,9 @@ TEST(ViT, ShapesAndNamesForEveryPatchEmbedding) {
       EXPECT_EQ(has_name(named, "patch_embed.stem.1.weight"), kind == PatchEmbedKind::conv_stem);
       // An image of the wrong size is an error, not a crash.
       EXPECT_THROW(logits_of(vit, rand_normal({2, 1, 12, 12}, 0, 1, rng)), Error);
-      // A container has no one-tensor forward: it needs the context to pass on.
-      EXPECT_THROW(vit.forward(images), Error);
+      // The one-tensor forward runs the context form with an empty context: the same logits.
+      nn::ForwardContext ctx;
+      EXPECT_EQ(vit.forward(images).to_vector<float>(), vit.forward(images, ctx).to_vector<float>());
     }
   ViTOptions bad = tiny_options(PatchEmbedKind::conv_stem, true);
   bad.stem_channels = {4};
