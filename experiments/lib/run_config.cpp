@@ -19,6 +19,8 @@ void declare_common_config(Schema& s) {
   s.add_int("train.epochs", 0, "passes over the training data; > 0 overrides train.steps").at_least(0);
   s.add_int("train.examples", 0, "training examples to see; > 0 overrides train.steps (not with train.epochs)")
       .at_least(0);
+  s.add_int("train.frames", 0, "environment frames to play (tasks with environments); > 0 overrides train.steps")
+      .at_least(0);
   s.add_int("train.grad_accum", 1, "micro-batches accumulated into one optimizer step").at_least(1);
   s.add_int("train.eval_every", 0, "evaluate every N steps (0: only at the end)").at_least(0);
   s.add_int("train.checkpoint_every", 0, "checkpoint every N steps (0: only at the end)").at_least(0);
@@ -39,8 +41,11 @@ void declare_common_config(Schema& s) {
                                    std::to_string(accum) + ": each worker trains whole micro-batches of a step");
   });
   s.add_check([](const Config& c, io::ConfigReporter& r) {
-    if (c.get_int("train.epochs") > 0 && c.get_int("train.examples") > 0)
-      r.error("train.examples", "train.examples and train.epochs both set the budget; keep one (or neither: train.steps)");
+    int budgets = 0;
+    for (const char* k : {"train.epochs", "train.examples", "train.frames"}) budgets += c.get_int(k) > 0 ? 1 : 0;
+    if (budgets > 1)
+      r.error(c.get_int("train.frames") > 0 ? "train.frames" : "train.examples",
+              "train.epochs, train.examples and train.frames each set the budget; keep one (or none: train.steps)");
   });
   s.add_choice("train.on_non_finite", "stop", {"stop", "skip"},
                "a NaN or Inf loss or gradient: stop the run (a checkpoint stays), or skip that step's update and go on");
@@ -120,11 +125,16 @@ int64_t budget_steps(const Config& cfg, const Task& task) {
     if (per_step <= 0) throw no("train.examples", "cannot count examples ahead");
     return std::max<int64_t>(1, (examples + per_step - 1) / per_step);
   }
+  if (const int64_t frames = cfg.get_int("train.frames"); frames > 0) {
+    const int64_t per_step = task.frames_per_step();
+    if (per_step <= 0) throw no("train.frames", "plays no environment frames");
+    return std::max<int64_t>(1, (frames + per_step - 1) / per_step);
+  }
   return cfg.get_int("train.steps");
 }
 
 bool resume_may_change(const std::string& key) {
-  static const char* keys[] = {"train.steps", "train.epochs", "train.examples", "train.eval_every", "train.checkpoint_every",
+  static const char* keys[] = {"train.steps", "train.epochs", "train.examples", "train.frames", "train.eval_every", "train.checkpoint_every",
                                "train.keep_checkpoints", "train.log_every", "train.progress_every_s"};
   for (const char* k : keys)
     if (key == k) return true;

@@ -17,8 +17,9 @@ std::string config_task_name(const std::string& path, const std::vector<std::str
 // Reads, overrides and validates a run config against its task's schema.
 Config load_run_config(const std::string& path, const std::vector<std::string>& overrides);
 
-// Optimizer steps of the run: train.steps, or train.epochs / train.examples converted with the task's
-// micro-batches per epoch / examples per micro-batch. ConfigError at the key when the task cannot.
+// Optimizer steps of the run: train.steps, or train.epochs / train.examples / train.frames converted with the
+// task's micro-batches per epoch / examples per micro-batch / frames per step. ConfigError at the key when the
+// task cannot.
 int64_t budget_steps(const Config& cfg, const Task& task);
 
 // Keys that may differ between a run's saved config and the one given with --resume: they change how

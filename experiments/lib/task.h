@@ -115,11 +115,14 @@ class Task {
   // Evaluates held-out data (see EvalContext).
   virtual EvalResult evaluate(EvalContext& ec) = 0;
 
-  // ---- budgets (train.steps, train.epochs, train.examples) ----
+  // ---- budgets (train.steps, train.epochs, train.examples, train.frames) ----
   // Micro-batches in one pass over the training data; 0 when the task has no epochs.
   virtual int64_t micro_batches_per_epoch() const { return 0; }
   // Examples in one micro-batch; 0 when the task cannot count examples ahead.
   virtual int64_t examples_per_micro_batch() const { return 0; }
+  // Environment frames consumed per optimizer step (an interaction loop: acting, replay, updates); 0 for a
+  // task without environments. The loop's own state (environments, replay) belongs in save_state.
+  virtual int64_t frames_per_step() const { return 0; }
 
   // Metric names (keys of EvalResult::metrics) that summary.json and `moelab compare` lead with.
   virtual std::vector<std::string> headline_metrics() const = 0;

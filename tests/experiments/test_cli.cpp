@@ -260,7 +260,8 @@ TEST(Cli, ParamGroupsPlaceErrorsAndFreezeWithZeroLrScale) {
   EXPECT_GT(moved, 0) << "the other parameters trained";
 }
 
-// train.examples sets the budget in examples: ceil(examples / (batch_size * grad_accum)) steps.
+// train.examples sets the budget in examples: ceil(examples / (batch_size * grad_accum)) steps; budgets are
+// exclusive, and a frame budget needs a task that plays environment frames.
 TEST(Cli, ExamplesBudgetSetsTheStepCount) {
   fs::path cfg = tiny_config_file("examples", tiny_config());
   fs::path run = cfg.parent_path() / "run";
@@ -272,7 +273,15 @@ TEST(Cli, ExamplesBudgetSetsTheStepCount) {
   EXPECT_EQ(s["steps"], 5);  // 300 / (32 * 2) = 4.7 -> 5
   r = run_moelab({"run", cfg.string(), "train.examples=300", "train.epochs=2", "--run-dir", (run.string() + "_bad")});
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("train.examples and train.epochs both set the budget"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train.epochs, train.examples and train.frames each set the budget"), std::string::npos)
+      << r.output;
+  // A frame budget needs a task with environments: the toy task has none, said at the key, nothing written.
+  const fs::path frames_run = run.string() + "_frames";
+  r = run_moelab({"run", cfg.string(), "train.frames=1000", "--run-dir", frames_run.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("<override 1: train.frames=1000>: train.frames: task \"toy_mixture\" plays no environment frames"),
+            std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(frames_run / "config.toml"));
 }
 
 }  // namespace
