@@ -31,6 +31,16 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+std::vector<int64_t> parse_int_list(const std::string& text) {
+  std::vector<int64_t> out;
+  for (size_t p = 0; p < text.size();) {
+    const size_t q = text.find(',', p);
+    out.push_back(std::stoll(text.substr(p, q - p)));
+    p = q == std::string::npos ? text.size() : q + 1;
+  }
+  return out;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();

@@ -21,6 +21,8 @@ struct BenchRegistration {
 // Seconds on the steady clock, and the median of timings (the mean of the middle two for an even count).
 double now_s();
 double median(std::vector<double> v);
+// "256,1024" -> {256, 1024}; "" -> {} (command-line lists of the benches).
+std::vector<int64_t> parse_int_list(const std::string& text);
 
 // Runs the named bench with argv[0] = "moelab bench <name>"; returns 2 for an unknown name.
 int run_bench(const std::string& name, const std::vector<std::string>& args);

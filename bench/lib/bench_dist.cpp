@@ -52,16 +52,10 @@ bool parse(int argc, char** argv, Options& o) {
       return argv[++i];
     };
     if (a == "--bytes") {
-      o.sizes.clear();
-      std::string list = value();
-      for (size_t at = 0; at <= list.size();) {
-        size_t comma = list.find(',', at);
-        if (comma == std::string::npos) comma = list.size();
-        int64_t b = std::stoll(list.substr(at, comma - at));
+      o.sizes = parse_int_list(value());
+      if (o.sizes.empty()) throw std::runtime_error("--bytes needs at least one size");
+      for (int64_t b : o.sizes)
         if (b < 4) throw std::runtime_error("--bytes: " + std::to_string(b) + " is below one f32 element");
-        o.sizes.push_back(b);
-        at = comma + 1;
-      }
     } else if (a == "--repeats") {
       o.repeats = std::stoi(value());
     } else if (a == "--warmup") {

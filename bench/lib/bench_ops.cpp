@@ -75,16 +75,7 @@ bool parse(int argc, char** argv, Options& o) {
       if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
       return argv[++i];
     };
-    auto list = [&]() {
-      std::vector<int64_t> out;
-      std::string v = value();
-      for (size_t p = 0; p < v.size();) {
-        size_t q = v.find(',', p);
-        out.push_back(std::stoll(v.substr(p, q - p)));
-        p = q == std::string::npos ? v.size() : q + 1;
-      }
-      return out;
-    };
+    auto list = [&]() { return parse_int_list(value()); };
     if (a == "--sizes") o.sizes = list();
     else if (a == "--attention-tokens") o.attention.tokens = list();
     else if (a == "--attention-batches") o.attention.batches = list();

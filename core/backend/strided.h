@@ -5,9 +5,20 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/kernels/attention.h"
 #include "core/tensor/shape.h"
+#include "core/tensor/tensor.h"
 
 namespace moelab {
+
+// Row access into one (B, H, T, D) operand with a unit last-dim stride (the attention kernels of ref and cpu).
+template <typename T>
+struct HeadView {
+  const T* data;
+  kern::HeadStrides s;
+  explicit HeadView(const Tensor& x) : data(x.data<T>()), s{x.strides()[0], x.strides()[1], x.strides()[2]} {}
+  const T* row(int64_t b, int64_t h, int64_t t) const { return data + b * s.batch + h * s.head + t * s.row; }
+};
 
 // Merges adjacent dims that every operand walks as one (stride[d-1] == stride[d] * shape[d]) and drops
 // size-1 dims: the same row-major element order with longer innermost runs.

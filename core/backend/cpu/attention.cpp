@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "core/backend/cpu/blas.h"
+#include "core/backend/strided.h"
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/kernels/fast_math.h"
 
@@ -20,14 +21,6 @@ namespace moelab {
 namespace {
 
 constexpr int64_t kQueryTile = 64, kKeyTile = 128;
-
-template <typename T>
-struct Operand {  // one (B, H, T, D) input with a unit last-dim stride
-  const T* data;
-  kern::HeadStrides s;
-  explicit Operand(const Tensor& x) : data(x.data<T>()), s{x.strides()[0], x.strides()[1], x.strides()[2]} {}
-  const T* at(int64_t b, int64_t h, int64_t t) const { return data + b * s.batch + h * s.head + t * s.row; }
-};
 
 struct Problem {
   int64_t B, H, Tq, Tk, D, Dv;
@@ -84,7 +77,7 @@ void mask_tile(const Problem& p, const int32_t* valid, int64_t i0, int64_t j0, i
 // Forward of one query tile: online softmax over its key tiles, then out /= rowsum and lse = max + log(sum).
 // scratch: kQueryTile * kKeyTile + 2 * kQueryTile elements.
 template <typename T>
-void forward_tile(const Problem& p, const Operand<T>& q, const Operand<T>& k, const Operand<T>& v, int64_t b,
+void forward_tile(const Problem& p, const HeadView<T>& q, const HeadView<T>& k, const HeadView<T>& v, int64_t b,
                   int64_t h, int64_t qt, T* out, T* lse, T* scratch) {
   const int64_t i0 = qt * kQueryTile, mq = std::min(kQueryTile, p.Tq - i0);
   const int32_t* valid = p.valid_row(b);
@@ -96,7 +89,7 @@ void forward_tile(const Problem& p, const Operand<T>& q, const Operand<T>& k, co
   const int64_t kend = p.key_end(i0 + mq);
   for (int64_t j0 = 0; j0 < kend; j0 += kKeyTile) {
     const int64_t nk = std::min(kKeyTile, kend - j0);
-    tile_scores(p, q.at(b, h, i0), q.s.row, k.at(b, h, j0), k.s.row, mq, nk, S);
+    tile_scores(p, q.row(b, h, i0), q.s.row, k.row(b, h, j0), k.s.row, mq, nk, S);
     if (!tile_fully_seen(p, valid, i0, j0, nk)) mask_tile(p, valid, i0, j0, mq, nk, S);
     for (int64_t r = 0; r < mq; ++r) {
       T* sr = S + r * kKeyTile;
@@ -124,7 +117,7 @@ void forward_tile(const Problem& p, const Operand<T>& q, const Operand<T>& k, co
       l[r] += sum;
     }
     if (p.Dv > 0)
-      cpu::gemm<T>(false, false, mq, p.Dv, nk, 1.0, S, kKeyTile, v.at(b, h, j0), v.s.row, 1.0, o, p.Dv);
+      cpu::gemm<T>(false, false, mq, p.Dv, nk, 1.0, S, kKeyTile, v.row(b, h, j0), v.s.row, 1.0, o, p.Dv);
   }
   T* lrow = lse + (b * p.H + h) * p.Tq + i0;
   for (int64_t r = 0; r < mq; ++r) {
@@ -143,14 +136,14 @@ void forward_tile(const Problem& p, const Operand<T>& q, const Operand<T>& k, co
 // The backward of one (query tile, key tile) pair up to dS: P = exp(S - lse) on seen keys (0 elsewhere) in
 // S, and dS = P * (dO V^T - delta) in dS. Both (mq, nk) with row stride kKeyTile.
 template <typename T>
-void backward_probs(const Problem& p, const Operand<T>& q, const Operand<T>& k, const Operand<T>& v,
-                    const Operand<T>& go, const T* lse, const T* delta, int64_t b, int64_t h, int64_t i0,
+void backward_probs(const Problem& p, const HeadView<T>& q, const HeadView<T>& k, const HeadView<T>& v,
+                    const HeadView<T>& go, const T* lse, const T* delta, int64_t b, int64_t h, int64_t i0,
                     int64_t mq, int64_t j0, int64_t nk, T* S, T* dS) {
   const int32_t* valid = p.valid_row(b);
-  tile_scores(p, q.at(b, h, i0), q.s.row, k.at(b, h, j0), k.s.row, mq, nk, S);
+  tile_scores(p, q.row(b, h, i0), q.s.row, k.row(b, h, j0), k.s.row, mq, nk, S);
   if (!tile_fully_seen(p, valid, i0, j0, nk)) mask_tile(p, valid, i0, j0, mq, nk, S);
   if (p.Dv > 0)
-    cpu::gemm<T>(false, true, mq, nk, p.Dv, 1.0, go.at(b, h, i0), go.s.row, v.at(b, h, j0), v.s.row, 0.0, dS,
+    cpu::gemm<T>(false, true, mq, nk, p.Dv, 1.0, go.row(b, h, i0), go.s.row, v.row(b, h, j0), v.s.row, 0.0, dS,
                  kKeyTile);
   else
     for (int64_t r = 0; r < mq; ++r) std::fill(dS + r * kKeyTile, dS + r * kKeyTile + nk, T(0));
@@ -174,7 +167,7 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
   const int64_t tasks = p.B * p.H * p.query_tiles();
   if (tasks == 0) return;
   dispatch_float(q.dtype(), "attention_forward", [&]<typename T>() {
-    Operand<T> qo(q), ko(k), vo(v);
+    HeadView<T> qo(q), ko(k), vo(v);
     T *po = out.data<T>(), *pl = lse.data<T>();
     const int64_t per_thread = kQueryTile * kKeyTile + 2 * kQueryTile;
     // One scratch tensor for all threads (counted by the host allocator like any other buffer).
@@ -205,7 +198,7 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
     std::fill(pgk, pgk + gk.numel(), T(0));
     std::fill(pgv, pgv + gv.numel(), T(0));
     if (heads == 0 || p.Tq == 0 || p.Tk == 0) return;
-    Operand<T> qo(q), ko(k), vo(v), goo(gout), oo(out);
+    HeadView<T> qo(q), ko(k), vo(v), goo(gout), oo(out);
     const T* pl = lse.data<T>();
     // delta = rowsum(dO * O): (B, H, Tq)
     Tensor delta_t = Tensor::empty(Shape{heads * p.Tq}, q.dtype());
@@ -213,7 +206,7 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
 #pragma omp parallel for schedule(static) if (heads * p.Tq * p.Dv > 32768)
     for (int64_t r = 0; r < heads * p.Tq; ++r) {
       int64_t bh = r / p.Tq;
-      const T *o = oo.at(bh / p.H, bh % p.H, r % p.Tq), *g = goo.at(bh / p.H, bh % p.H, r % p.Tq);
+      const T *o = oo.row(bh / p.H, bh % p.H, r % p.Tq), *g = goo.row(bh / p.H, bh % p.H, r % p.Tq);
       T acc = 0;
       for (int64_t d = 0; d < p.Dv; ++d) acc += o[d] * g[d];
       delta[r] = acc;
@@ -232,13 +225,13 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
         const int64_t mq = std::min(kQueryTile, p.Tq - i0);
         backward_probs(p, qo, ko, vo, goo, hl, hd, b, h, i0, mq, j0, nk, S, dS);
         if (p.Dv > 0)
-          cpu::gemm<T>(true, false, nk, p.Dv, mq, 1.0, S, kKeyTile, goo.at(b, h, i0), goo.s.row, 1.0, dv,
+          cpu::gemm<T>(true, false, nk, p.Dv, mq, 1.0, S, kKeyTile, goo.row(b, h, i0), goo.s.row, 1.0, dv,
                        p.Dv);
         if (p.D > 0) {
-          cpu::gemm<T>(true, false, nk, p.D, mq, p.scale, dS, kKeyTile, qo.at(b, h, i0), qo.s.row, 1.0, dk,
+          cpu::gemm<T>(true, false, nk, p.D, mq, p.scale, dS, kKeyTile, qo.row(b, h, i0), qo.s.row, 1.0, dk,
                        p.D);
           if (with_dq)
-            cpu::gemm<T>(false, false, mq, p.D, nk, p.scale, dS, kKeyTile, ko.at(b, h, j0), ko.s.row, 1.0,
+            cpu::gemm<T>(false, false, mq, p.D, nk, p.scale, dS, kKeyTile, ko.row(b, h, j0), ko.s.row, 1.0,
                          pgq + (bh * p.Tq + i0) * p.D, p.D);
         }
       }
@@ -261,7 +254,7 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
       for (int64_t j0 = 0; j0 < kend; j0 += kKeyTile) {
         const int64_t nk = std::min(kKeyTile, p.Tk - j0);
         backward_probs(p, qo, ko, vo, goo, pl + bh * p.Tq, delta + bh * p.Tq, b, h, i0, mq, j0, nk, S, dS);
-        cpu::gemm<T>(false, false, mq, p.D, nk, p.scale, dS, kKeyTile, ko.at(b, h, j0), ko.s.row, 1.0,
+        cpu::gemm<T>(false, false, mq, p.D, nk, p.scale, dS, kKeyTile, ko.row(b, h, j0), ko.s.row, 1.0,
                      pgq + (bh * p.Tq + i0) * p.D, p.D);
       }
     }

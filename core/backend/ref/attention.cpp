@@ -8,19 +8,11 @@
 #include <vector>
 
 #include "core/backend/ref/ref_backend.h"
+#include "core/backend/strided.h"
 
 namespace moelab {
 
 namespace {
-
-// Element access into a (B, H, T, D) operand with a unit last-dim stride.
-template <typename T>
-struct HeadView {
-  const T* data;
-  kern::HeadStrides s;
-  explicit HeadView(const Tensor& x) : data(x.data<T>()), s{x.strides()[0], x.strides()[1], x.strides()[2]} {}
-  const T* row(int64_t b, int64_t h, int64_t t) const { return data + b * s.batch + h * s.head + t * s.row; }
-};
 
 struct AttnSizes {
   int64_t B, H, Tq, Tk, D, Dv;
