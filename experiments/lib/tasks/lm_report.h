@@ -1,8 +1,7 @@
 #pragma once
-// What task `lm` adds to a run directory: bits per byte per domain (lm/bpb_<set>.csv), the specialization
-// study (per MoE layer I(domain; expert), code-vs-prose separation, the rate at which consecutive tokens keep
-// their expert: routing/consecutive_same_expert.csv) and sample texts with every token coloured by its
-// expert, all in report/sections/lm.html.
+// What task `lm` adds to a run directory: bits per byte per domain, the specialization study (I(domain;
+// expert), code against prose, consecutive tokens keeping their expert) and sample texts coloured by expert
+// (report/sections/lm.html). Files and the criterion: docs/text.md (The specialization study).
 #include <cstdint>
 #include <filesystem>
 #include <string>
