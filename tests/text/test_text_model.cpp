@@ -196,6 +196,30 @@ TEST(TextTransformer, HashRoutingFollowsTokenIds) {
   EXPECT_EQ(layers, 2);
 }
 
+TEST(TextTransformer, EveryRouterTrainsInsideTheLm) {
+  for (const std::string router : {"top_k", "expert_choice", "soft_moe", "hash", "random", "sinkhorn"}) {
+    auto model = make_model(PositionKind::rotary, router);
+    Tensor tokens = random_tokens(2, 12, 23, 8);
+    nn::Batch b;
+    b.tokens = tokens;
+    b.token_ids = tokens;
+    b.labels = Tensor::zeros(Shape{2, 12}, DType::i64);
+    moe::RoutingLog log;
+    nn::ForwardContext ctx(b);
+    ctx.routing = &log;
+    Tensor loss = cross_entropy(model->forward(tokens, ctx).reshape(Shape{-1, 23}), tokens.reshape(Shape{-1}));
+    if (Tensor aux = ctx.total_aux_loss(); aux.defined()) loss = loss + aux;
+    ASSERT_TRUE(std::isfinite(loss.item())) << router;
+    loss.backward();
+    EXPECT_EQ(log.layers().size(), 2u) << router;  // both MoE layers reported their routing
+    double expert_grad = 0;
+    for (const auto& [name, p] : model->named_parameters())
+      if (name.find("moe.experts") != std::string::npos && p.grad().defined())
+        for (double g : p.grad().to(DType::f64).to_vector<double>()) expert_grad += std::abs(g);
+    EXPECT_GT(expert_grad, 0) << router;
+  }
+}
+
 TEST(TextTransformer, TinyLmLearnsRepeatingPattern) {
   // The sequence 0 1 2 ... 6 repeated, from random offsets: after the first token the next is determined.
   for (const std::string router : {"", "top_k"}) {
