@@ -202,6 +202,13 @@ TEST(RlTasks, BadConfigsAreErrorsAtTheKey) {
   expect_error({"+env.time_limit=500"}, "env.time_limit = 500 contradicts env.protocol = \"gymnax\"");
   expect_error({"env.game_id_input=true"}, "env.game_id_input needs env.game = \"all\"");
   expect_error({"agent.minibatches=3"}, "agent.minibatches = 3 does not divide");
+  // Evaluations every N frames need a task with frames.
+  CommandResult toy = run_moelab({"run", std::string(MOELAB_SOURCE_DIR) + "/configs/toy_mixture.toml", "train.eval_every_frames=100",
+                                  "--run-dir", (root / "toy").string(), "--progress", "none"});
+  EXPECT_EQ(toy.exit_code, 2) << toy.output;
+  EXPECT_NE(toy.output.find("<override 1: train.eval_every_frames=100>: train.eval_every_frames needs a task that plays environment frames"),
+            std::string::npos)
+      << toy.output;
 
   // In a file the error names file:line:col of the key.
   fs::path in_file = root / "conflict.toml";
