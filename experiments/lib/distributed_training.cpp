@@ -1,6 +1,8 @@
 // Several ranks of one run: micro-batch sharding, gradient all-reduce, results exchange, path agreement.
 #include "experiments/lib/distributed_training.h"
 
+#include <cstdlib>
+
 #include "core/autograd/autograd.h"
 #include "core/dist/grad_sync.h"
 #include "core/moe/moe_layer.h"
@@ -97,6 +99,13 @@ DistributedTraining::DistributedTraining(const Config& cfg, Device device)
     problems.push_back(cfg.origin("dist.expert_parallel").str() + ": dist.expert_parallel = " +
                        std::to_string(expert_parallel_) + " does not divide the " + std::to_string(size_) + " ranks");
   if (!problems.empty()) throw ConfigError(problems);
+  if (const char* env = std::getenv("MOELAB_TEST_FAIL_RANK")) {
+    const std::string v = env;
+    const size_t colon = v.find(':');
+    MOELAB_CHECK(colon != std::string::npos, "MOELAB_TEST_FAIL_RANK=" << v << " is not RANK:STEP");
+    fail_rank_ = std::stoi(v.substr(0, colon));
+    fail_step_ = std::stoll(v.substr(colon + 1));
+  }
 }
 
 void DistributedTraining::attach_moe_layers(nn::Module& model) const {
@@ -111,8 +120,11 @@ void DistributedTraining::broadcast_model(nn::Module& model) const {
   dist::broadcast_parameters(*comm_, state, 0);
 }
 
-int64_t DistributedTraining::finish_backward(std::vector<MicroBatchOutcome>& micro, const std::vector<Tensor>& params) const {
+int64_t DistributedTraining::finish_backward(std::vector<MicroBatchOutcome>& micro, const std::vector<Tensor>& params,
+                                             int64_t step) const {
   if (!active()) return 0;
+  if (rank_ == fail_rank_ && step + 1 == fail_step_)
+    MOELAB_FAIL("injected failure on rank " << rank_ << " (MOELAB_TEST_FAIL_RANK)");
   // Each micro-batch's loss was already divided by grad_accum: the plain sum is the step's gradient.
   const int64_t bytes = dist::all_reduce_gradients(*comm_, params, 1.0, bucket_bytes_);
   std::vector<double> mine;

@@ -46,7 +46,8 @@ class DistributedTraining {
   // After this rank's backwards of one step: gradients summed over ranks (in buckets, rank order), and every
   // micro-batch's loss, aux values, metrics and routing copied to every rank (so `micro` ends up as a single
   // process would have it). Returns the bytes this rank handed to all-reduce.
-  int64_t finish_backward(std::vector<MicroBatchOutcome>& micro, const std::vector<Tensor>& params) const;
+  // Tests make one rank fail before the all-reduce of a step: MOELAB_TEST_FAIL_RANK=RANK:STEP (1-based step).
+  int64_t finish_backward(std::vector<MicroBatchOutcome>& micro, const std::vector<Tensor>& params, int64_t step) const;
 
   // True on every rank when `flag` is true on any rank (an interrupt seen by one rank stops all at one step).
   bool any(bool flag) const;
@@ -56,6 +57,8 @@ class DistributedTraining {
   dist::Communicator* comm_ = nullptr;
   int rank_ = 0, size_ = 1, expert_parallel_ = 1;
   int64_t bucket_bytes_ = int64_t(25) << 20;
+  int fail_rank_ = -1;
+  int64_t fail_step_ = -1;
 };
 
 }  // namespace moelab::experiments
