@@ -1,6 +1,7 @@
 // Several ranks of one run: micro-batch sharding, gradient all-reduce, results exchange, path agreement.
 #include "experiments/lib/distributed_training.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/autograd/autograd.h"
@@ -108,8 +109,32 @@ DistributedTraining::DistributedTraining(const Config& cfg, Device device)
   }
 }
 
-void DistributedTraining::attach_moe_layers(nn::Module& model) const {
-  (void)model;
+void DistributedTraining::attach_moe_layers(nn::Module& model, const Config& cfg) const {
+  if (!active()) return;
+  std::vector<std::string> problems;
+  const auto layers = moe::find_moe_layers(model);
+  const bool collectives = expert_parallel_ > 1 || std::any_of(layers.begin(), layers.end(), [](const auto& l) {
+                             return l.second->cfg.switch_loss_scope == moe::BalanceScope::global;
+                           });
+  if (collectives && !layers.empty() && cfg.get_int("train.workers") > 1)
+    problems.push_back(cfg.origin("train.workers").str() + ": train.workers = " + std::to_string(cfg.get_int("train.workers")) +
+                       ": MoE layers that communicate (dist.expert_parallel > 1 or switch_loss_scope = \"global\") "
+                       "need train.workers = 1 under mpirun");
+  for (const auto& [path, layer] : layers) {
+    layer->parallel.comm = comm_;
+    if (expert_parallel_ == 1) continue;
+    if (layer->cfg.num_experts % expert_parallel_ != 0)
+      problems.push_back(cfg.origin("dist.expert_parallel").str() + ": dist.expert_parallel = " +
+                         std::to_string(expert_parallel_) + " does not divide the " + std::to_string(layer->cfg.num_experts) +
+                         " experts of " + path);
+    else if (layer->router->mixes_tokens())
+      problems.push_back(cfg.origin("dist.expert_parallel").str() + ": dist.expert_parallel = " +
+                         std::to_string(expert_parallel_) + ": router " + layer->cfg.router + " of " + path +
+                         " mixes tokens into slots; expert parallelism needs a router that sends tokens to experts");
+    layer->parallel.expert_first_rank = rank_ / expert_parallel_ * expert_parallel_;
+    layer->parallel.expert_ranks = expert_parallel_;
+  }
+  if (!problems.empty()) throw ConfigError(problems);
 }
 
 void DistributedTraining::broadcast_model(nn::Module& model) const {

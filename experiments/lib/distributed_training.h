@@ -37,8 +37,9 @@ class DistributedTraining {
 
   // Gives every MoE layer of `model` its expert-parallel group (ranks [g P, (g+1) P) for P =
   // dist.expert_parallel) and the communicator for global balancing counts. ConfigError when P does not
-  // divide a layer's experts or its router mixes tokens.
-  void attach_moe_layers(nn::Module& model) const;
+  // divide a layer's experts, its router mixes tokens, or train.workers > 1 would call collectives from
+  // several threads.
+  void attach_moe_layers(nn::Module& model, const Config& cfg) const;
 
   // Rank 0's parameters and buffers to every rank.
   void broadcast_model(nn::Module& model) const;

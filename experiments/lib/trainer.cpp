@@ -205,7 +205,7 @@ class Trainer {
     model_->train(true);
     task_->set_model(model_);
     seed_ = ctx.seed;
-    dist_->attach_moe_layers(*model_);
+    dist_->attach_moe_layers(*model_, cfg_);
     training_ = std::make_unique<TrainingStep>(*task_, *model_, cfg_, seed_, device);
     training_->set_distributed(dist_.get());
     total_steps_ = budget_steps(cfg_, *task_);

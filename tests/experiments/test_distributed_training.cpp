@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "moelab_cli_util.h"
@@ -95,6 +96,40 @@ TEST(DistributedTraining, FourMicroBatchesOnTwoRanksWithinRounding) {
   const double l1 = s1["metrics"]["val/loss"], l2 = s2["metrics"]["val/loss"];
   EXPECT_NEAR(l1, l2, 1e-4 * std::abs(l1)) << "one process " << l1 << ", two ranks " << l2;
   EXPECT_EQ(s2["ranks"], 2);
+}
+
+// Expert parallel (each rank holds the FFN of 2 of the 4 experts) and the global-scope Switch loss: the
+// tokens take another path (all-to-all, grouped FFN of a rank's experts, weighted sum per token) than the
+// fused one-process op, so the run equals it within f32 rounding rather than bit for bit.
+TEST(DistributedTraining, ExpertParallelMatchesOneProcess) {
+  SKIP_WITHOUT_MPI();
+  const fs::path config = config_file("dt_ep");
+  const fs::path one = fresh_dir("dt_ep", "one") / "run", two = fresh_dir("dt_ep", "two") / "run";
+  CommandResult r1 = run_moelab(run_args(config, one));
+  ASSERT_EQ(r1.exit_code, 0) << r1.output;
+  CommandResult r2 = run_mpi(2, run_args(config, two, {"dist.expert_parallel=2"}));
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_NE(read_text(two / "log.txt").find("expert parallel 2"), std::string::npos);
+  const auto s1 = nlohmann::json::parse(read_text(one / "summary.json")), s2 = nlohmann::json::parse(read_text(two / "summary.json"));
+  const double l1 = s1["metrics"]["val/loss"], l2 = s2["metrics"]["val/loss"];
+  EXPECT_NEAR(l1, l2, 1e-4 * std::abs(l1)) << "one process " << l1 << ", expert parallel " << l2;
+  // The global scope changes the Switch term (counts of both ranks' micro-batches): it trains, differently.
+  const fs::path global = fresh_dir("dt_ep", "global") / "run";
+  CommandResult r3 = run_mpi(2, run_args(config, global, {"dist.expert_parallel=2", "model.moe.switch_loss_scope=global"}));
+  ASSERT_EQ(r3.exit_code, 0) << r3.output;
+  const double l3 = nlohmann::json::parse(read_text(global / "summary.json"))["metrics"]["val/loss"];
+  EXPECT_TRUE(std::isfinite(l3));
+  EXPECT_NE(metrics_without_time(global), metrics_without_time(two));
+}
+
+TEST(DistributedTraining, ExpertParallelMustDivideTheExperts) {
+  SKIP_WITHOUT_MPI();
+  const fs::path config = config_file("dt_ep_bad");
+  const fs::path run = fresh_dir("dt_ep_bad", "two") / "run";
+  CommandResult r = run_mpi(2, run_args(config, run, {"dist.expert_parallel=2", "model.moe.num_experts=3"}));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dist.expert_parallel = 2 does not divide the 3 experts of blocks.1.ffn"), std::string::npos)
+      << r.output;
 }
 
 TEST(DistributedTraining, OddGradAccumIsAConfigError) {
