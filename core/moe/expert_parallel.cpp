@@ -1,12 +1,17 @@
 // Expert parallelism: count exchange, all-to-all of rows to their experts' ranks, local grouped FFN, reverse.
 #include "core/moe/expert_parallel.h"
 
+#include <atomic>
+
+#include "core/autograd/autograd.h"
 #include "core/dist/dist_ops.h"
 #include "core/ops/ops.h"
 
 namespace moelab::moe {
 
 namespace {
+std::atomic<int64_t> g_bytes_sent{0};
+
 Tensor index_tensor(const std::vector<int64_t>& v, Device device) {
   return Tensor::from_vector(v, Shape{static_cast<int64_t>(v.size())}, device);
 }
@@ -15,6 +20,9 @@ Tensor experts_slice(const Tensor& w, int64_t first, int64_t count) {
   return w.defined() ? contiguous(slice(w, 0, first, first + count)) : Tensor();
 }
 }  // namespace
+
+int64_t expert_parallel_bytes_sent() { return g_bytes_sent.load(); }
+void reset_expert_parallel_bytes() { g_bytes_sent = 0; }
 
 int64_t local_expert_first(int64_t num_experts, int ranks, int member) { return num_experts / ranks * member; }
 
@@ -51,6 +59,12 @@ Tensor expert_parallel_dispatch_combine(const LayerParallelism& p, const Tensor&
       send_rows[p.expert_first_rank + q] += kept[q * L + j];
       recv_rows[p.expert_first_rank + q] += kept_of(q, me * L + j);
     }
+
+  int64_t off_rank_rows = 0;  // rows leaving this rank: dispatched ones, and the outputs combined back
+  for (int q = 0; q < N; ++q)
+    if (q != comm.rank()) off_rank_rows += send_rows[q] + recv_rows[q];
+  const bool records = grad_enabled() && (x.requires_grad() || experts.w1.requires_grad());
+  g_bytes_sent += off_rank_rows * x.size(1) * static_cast<int64_t>(dtype_size(x.dtype())) * (records ? 2 : 1);
 
   // Dispatch: rows to the ranks of their experts (the plan's expert order is already rank order).
   Tensor x_rows = index_select(x, index_tensor(row_token, dev));

@@ -30,4 +30,9 @@ int64_t local_expert_first(int64_t num_experts, int ranks, int member);
 Tensor expert_parallel_dispatch_combine(const LayerParallelism& p, const Tensor& x, const Tensor& slot_weight,
                                         const DispatchPlan& plan, const ExpertWeights& experts);
 
+// Bytes of token rows this process sent to other ranks in expert-parallel all-to-alls since the last reset
+// (forward dispatch and combine, and the same again for the backward of a forward that records gradients).
+int64_t expert_parallel_bytes_sent();
+void reset_expert_parallel_bytes();
+
 }  // namespace moelab::moe
