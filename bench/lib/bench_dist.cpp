@@ -10,11 +10,16 @@
 // With --train CONFIG it times instead one training step of the config on the job's ranks, as `moelab run`
 // trains it under mpirun (experiments/lib/distributed_training.h), and the bytes each rank sends per step:
 //   {"bench": "dist", "collective": "train_step", "ranks": 2, "expert_parallel": 1, "ms_per_step": ...,
-//    "gradient_bytes": ..., "gradient_bytes_sent": ..., "expert_all_to_all_bytes_sent": ..., ...}
+//    "exchange_ms": ..., "gradient_bytes": ..., "gradient_bytes_sent": ..., "expert_all_to_all_bytes_sent": ...}
+// exchange_ms: the ranks' median time in the gradient all-reduce and results exchange after backward, the
+// largest over ranks (it includes waiting for a slower rank's backward) and the smallest (the last rank to
+// arrive waits least: about the communication alone).
 #ifdef MOELAB_HAVE_MPI
 #define OMPI_SKIP_MPICXX 1
 #include <mpi.h>
 #endif
+
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -152,6 +157,7 @@ void run(const Options& o) {
 void run_train(const Options& o) {
   using namespace experiments;
   Config cfg = load_run_config(o.train_config, o.overrides);
+  if (const int64_t threads = cfg.get_int("train.threads"); threads > 0) omp_set_num_threads(static_cast<int>(threads));
   const Device device = resolve_device(cfg.get_string("device"));
   std::unique_ptr<Task> task = find_task(cfg.get_string("task")).make();
   TaskContext ctx;
@@ -171,26 +177,32 @@ void run_train(const Options& o) {
   dist::Communicator& comm = dist.comm();
   const int n = comm.size();
   int64_t step = 0, gradient_bytes = 0, examples = 0;
+  std::vector<double> exchange_ms;  // this rank's time in the gradient all-reduce and results exchange
   auto one_step = [&] {
     StepOutcome out = training.run(step++, cfg.get_float("optim.lr"));
     gradient_bytes = out.all_reduce_bytes;
+    exchange_ms.push_back(out.exchange_s * 1e3);
     examples = 0;
     for (const auto& m : out.micro) examples += m.result.examples;
   };
   for (int i = 0; i < o.warmup; ++i) one_step();
   moe::reset_expert_parallel_bytes();
+  exchange_ms.clear();
   Options timed = o;
   timed.warmup = 0;  // done above, before the byte counter was reset
   const double s = time_collective(comm, timed, one_step);
   std::vector<int64_t> ep{moe::expert_parallel_bytes_sent() / o.repeats};
   ep = comm.all_gather(ep);
+  const std::vector<double> exchange = comm.all_gather(std::vector<double>{median(exchange_ms)});
   if (comm.rank() != 0) return;
   std::printf(
       "{\"bench\": \"dist\", \"collective\": \"train_step\", \"config\": \"%s\", \"communicator\": \"%s\", "
       "\"ranks\": %d, \"expert_parallel\": %d, \"parameters\": %lld, \"examples_per_step\": %lld, \"ms_per_step\": %.3f, "
-      "\"gradient_bytes\": %lld, \"gradient_bytes_sent\": %lld, \"expert_all_to_all_bytes_sent\": %lld}\n",
+      "\"exchange_ms\": %.3f, \"exchange_ms_min\": %.3f, \"gradient_bytes\": %lld, \"gradient_bytes_sent\": %lld, \"expert_all_to_all_bytes_sent\": %lld}\n",
       o.train_config.c_str(), comm.name().c_str(), n, dist.expert_parallel(), static_cast<long long>(model->num_parameters()),
-      static_cast<long long>(examples), s * 1e3, static_cast<long long>(gradient_bytes),
+      static_cast<long long>(examples), s * 1e3, *std::max_element(exchange.begin(), exchange.end()),
+      *std::min_element(exchange.begin(), exchange.end()),
+      static_cast<long long>(gradient_bytes),
       static_cast<long long>(gradient_bytes * 2 * (n - 1) / n), static_cast<long long>(*std::max_element(ep.begin(), ep.end())));
   std::fflush(stdout);
 }

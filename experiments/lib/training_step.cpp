@@ -166,7 +166,11 @@ StepOutcome TrainingStep::run(int64_t step, double lr) {
   StepOutcome o;
   optimizer_->set_lr(lr);
   o.micro = micro_batches_.run(step);
-  if (dist_) o.all_reduce_bytes = dist_->finish_backward(o.micro, param_list_, step);
+  if (dist_) {
+    const auto t_exchange = std::chrono::steady_clock::now();
+    o.all_reduce_bytes = dist_->finish_backward(o.micro, param_list_, step);
+    o.exchange_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_exchange).count();
+  }
   for (const auto& m : o.micro) o.routing.merge(m.routing);
   o.grad_norm = clip_ > 0 ? optim::clip_grad_norm(param_list_, clip_) : optim::global_grad_norm(param_list_);
   if (std::string bad = non_finite(o, o.grad_norm, step); !bad.empty()) {

@@ -31,6 +31,7 @@ struct StepOutcome {
   double grad_norm = 0;      // before clipping
   double optimizer_s = 0;
   int64_t all_reduce_bytes = 0;  // gradient bytes this rank handed to all-reduce (several ranks)
+  double exchange_s = 0;         // wall time of the gradient all-reduce and results exchange (several ranks)
   bool skipped = false;      // a non-finite value with train.on_non_finite = "skip": no update was made
   std::string skip_reason;
 };
