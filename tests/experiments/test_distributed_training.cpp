@@ -96,6 +96,42 @@ TEST(DistributedTraining, FourMicroBatchesOnTwoRanksWithinRounding) {
   const double l1 = s1["metrics"]["val/loss"], l2 = s2["metrics"]["val/loss"];
   EXPECT_NEAR(l1, l2, 1e-4 * std::abs(l1)) << "one process " << l1 << ", two ranks " << l2;
   EXPECT_EQ(s2["ranks"], 2);
+  // Two worker threads per rank, each training one of the rank's two micro-batches.
+  const fs::path workers = fresh_dir("dt_four", "workers") / "run";
+  std::vector<std::string> with_workers = four;
+  with_workers.push_back("train.workers=2");
+  CommandResult r3 = run_mpi(2, run_args(config, workers, with_workers));
+  ASSERT_EQ(r3.exit_code, 0) << r3.output;
+  const double l3 = nlohmann::json::parse(read_text(workers / "summary.json"))["metrics"]["val/loss"];
+  EXPECT_NEAR(l1, l3, 1e-4 * std::abs(l1)) << "one process " << l1 << ", two ranks with two workers " << l3;
+}
+
+// `moelab bench dist --train`: the bytes it reports are the model's f32 gradients (all of them, once per
+// step) and, with expert parallel, some token rows.
+TEST(DistributedTraining, BenchTrainStepReportsTheBytesMoved) {
+  SKIP_WITHOUT_MPI();
+  const fs::path config = config_file("dt_bench");
+  auto bench = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {"bench", "dist", "--train", config.string(), "--repeats", "2", "--warmup", "1",
+                                  "--set", "train.grad_accum=2", "--set", "train.threads=1"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    CommandResult r = run_mpi(2, a);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    const size_t at = r.output.find("{\"bench\": \"dist\"");
+    EXPECT_NE(at, std::string::npos) << r.output;
+    return at == std::string::npos ? nlohmann::json() : nlohmann::json::parse(r.output.substr(at, r.output.find('\n', at) - at));
+  };
+  nlohmann::json dp = bench({});
+  ASSERT_TRUE(dp.is_object());
+  EXPECT_EQ(dp["ranks"], 2);
+  EXPECT_EQ(dp["gradient_bytes"], 4 * dp["parameters"].get<int64_t>());
+  EXPECT_EQ(dp["gradient_bytes_sent"], dp["gradient_bytes"]);  // 2 (N-1)/N = 1 at N = 2
+  EXPECT_EQ(dp["expert_all_to_all_bytes_sent"], 0);
+  EXPECT_GT(dp["ms_per_step"].get<double>(), 0);
+  nlohmann::json ep = bench({"--set", "dist.expert_parallel=2"});
+  ASSERT_TRUE(ep.is_object());
+  EXPECT_EQ(ep["expert_parallel"], 2);
+  EXPECT_GT(ep["expert_all_to_all_bytes_sent"].get<int64_t>(), 0);
 }
 
 // Expert parallel (each rank holds the FFN of 2 of the 4 experts) and the global-scope Switch loss: the
