@@ -210,6 +210,17 @@ class Trainer {
     training_->set_distributed(dist_.get());
     total_steps_ = budget_steps(cfg_, *task_);
 
+    // The checkpoint to resume from is read before any file is written: a wrong rank count leaves nothing.
+    std::optional<CheckpointData> saved;
+    if (ckpt) {
+      saved = read_checkpoint(*ckpt);
+      const auto ranks = saved->state_metadata.find("ranks");
+      const int saved_ranks = ranks == saved->state_metadata.end() ? 1 : std::stoi(ranks->second);
+      if (saved_ranks != dist_->size())
+        throw ConfigError({ckpt->dir.string() + ": the run was trained on " + std::to_string(saved_ranks) +
+                           " rank(s); resume it with the same number (mpirun -np " + std::to_string(saved_ranks) +
+                           "), not " + std::to_string(dist_->size())});
+    }
     dist_->barrier();  // every rank has checked the run directory before rank 0 writes into it
     fs::create_directories(opt_.run_dir);
     if (dist_->is_root()) {
@@ -240,7 +251,8 @@ class Trainer {
     const int64_t num_params = model_->num_parameters();
     io::MetricsWriterOptions mopts;
     if (ckpt) {
-      restore(*ckpt);
+      restore(*ckpt, *saved);
+      saved.reset();
       dist_->barrier();  // every rank has read the checkpoint
       if (dist_->is_root()) {
         prune_checkpoints(opt_.run_dir, 0);  // drops checkpoints a killed run left incomplete
@@ -267,8 +279,7 @@ class Trainer {
     else if (opt_.resume) log_->line("no complete checkpoint in " + opt_.run_dir.string() + "; starting at step 0");
   }
 
-  void restore(const CheckpointInfo& info) {
-    CheckpointData d = read_checkpoint(info);
+  void restore(const CheckpointInfo& info, const CheckpointData& d) {
     step_ = d.step;
     load_model_state(*model_, d, info);
     NamedTensors opt_state;
@@ -291,12 +302,6 @@ class Trainer {
     last_logged_loss_ = std::strtod(meta("trainer.last_logged_loss").c_str(), nullptr);
     last_loss_ = last_logged_loss_;
     last_checkpoint_step_ = step_;
-    const auto ranks = d.state_metadata.find("ranks");
-    const int saved_ranks = ranks == d.state_metadata.end() ? 1 : std::stoi(ranks->second);
-    if (saved_ranks != dist_->size())
-      throw ConfigError({info.dir.string() + ": the run was trained on " + std::to_string(saved_ranks) +
-                         " rank(s); resume it with the same number (mpirun -np " + std::to_string(saved_ranks) +
-                         "), not " + std::to_string(dist_->size())});
     int saved_threads = std::stoi(meta("threads"));
     if (saved_threads != threads_)
       log_->line("warning: the checkpoint was written with " + std::to_string(saved_threads) + " threads, this run uses " +

@@ -222,8 +222,11 @@ TEST(DistributedTraining, ResumeWithTheSameRanksContinuesBitwise) {
   CommandResult r1 = run_mpi(2, run_args(config, cut), {"MOELAB_TEST_SIGINT_AT_STEP=12"});
   ASSERT_TRUE(fs::exists(cut / "ckpt/step_000000012/DONE")) << r1.output;
   EXPECT_EQ(nlohmann::json::parse(read_text(cut / "summary.json"))["status"], "interrupted");
-  // Another rank count is refused, naming the one the run was trained with.
+  // Another rank count is refused, naming the one the run was trained with, before anything is written.
+  const std::string cmdline = read_text(cut / "cmdline.txt"), log = read_text(cut / "log.txt");
   CommandResult other = run_moelab(run_args(config, cut, {"--resume"}));
+  EXPECT_EQ(read_text(cut / "cmdline.txt"), cmdline);
+  EXPECT_EQ(read_text(cut / "log.txt"), log);
   EXPECT_NE(other.exit_code, 0) << other.output;
   EXPECT_NE(other.output.find("trained on 2 rank(s); resume it with the same number (mpirun -np 2), not 1"),
             std::string::npos) << other.output;
