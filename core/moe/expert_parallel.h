@@ -1,8 +1,7 @@
 #pragma once
-// Expert parallelism for one MoE layer: the experts shared out over a group of consecutive ranks, the
-// tokens sent to their experts' ranks and back with variable all-to-alls (docs/distributed.md, Expert
-// parallel). Every rank keeps the full expert tensors (so checkpoints and the optimizer are unchanged) but
-// computes, and gets gradients for, its own experts only; the data-parallel all-reduce sums the rest.
+// Expert parallelism for one MoE layer (docs/distributed.md): experts shared over consecutive ranks, tokens
+// sent to their experts' ranks and back by all-to-all. Every rank keeps all expert tensors but computes (and
+// gets gradients for) its own experts only; the data-parallel all-reduce sums the rest.
 #include <cstdint>
 #include <vector>
 
