@@ -7,10 +7,19 @@
 // busbw is the traffic each rank puts on its link per second: all_reduce moves 2 (N-1)/N of the buffer,
 // all_to_all (N-1)/N of it (the own block stays). For all_reduce the MPI build also times MPI_Allreduce on
 // the same buffer (sum, order left to MPI) to show what the fixed rank order costs.
+// With --train CONFIG it times instead one training step of the config on the job's ranks, as `moelab run`
+// trains it under mpirun (experiments/lib/distributed_training.h), and the bytes each rank sends per step:
+//   {"bench": "dist", "collective": "train_step", "ranks": 2, "expert_parallel": 1, "ms_per_step": ...,
+//    "exchange_ms": ..., "gradient_bytes": ..., "gradient_bytes_sent": ..., "expert_all_to_all_bytes_sent": ...}
+// exchange_ms: the ranks' median time in the gradient all-reduce and results exchange after backward, the
+// largest over ranks (it includes waiting for a slower rank's backward) and the smallest (the last rank to
+// arrive waits least: about the communication alone).
 #ifdef MOELAB_HAVE_MPI
 #define OMPI_SKIP_MPICXX 1
 #include <mpi.h>
 #endif
+
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,7 +29,12 @@
 #include <vector>
 
 #include "bench/lib/bench.h"
+#include "core/backend/device_select.h"
 #include "core/dist/communicator.h"
+#include "core/moe/expert_parallel.h"
+#include "experiments/lib/distributed_training.h"
+#include "experiments/lib/run_config.h"
+#include "experiments/lib/training_step.h"
 
 namespace moelab::bench {
 namespace {
@@ -31,6 +45,8 @@ struct Options {
                              int64_t(1) << 26};
   int repeats = 9, warmup = 2;
   std::string device = "cpu";
+  std::string train_config;             // --train: time training steps of this config instead
+  std::vector<std::string> overrides;   // --set key=value
 };
 
 void usage(const char* argv0) {
@@ -40,7 +56,9 @@ void usage(const char* argv0) {
       "  size in bytes (default 4 KiB, 64 KiB, 1 MiB, 16 MiB, 64 MiB). Rank 0 prints one JSON line per case:\n"
       "  ms (median over repeats of the slowest rank), algbw_gbs = bytes / time, busbw_gbs = per-rank link\n"
       "  traffic per second (all_reduce: 2 (N-1)/N bytes, all_to_all: (N-1)/N bytes), and for all_reduce\n"
-      "  under MPI mpi_allreduce_ms (MPI_Allreduce on the same buffer). --device cuda:K uses NCCL when built.\n",
+      "  under MPI mpi_allreduce_ms (MPI_Allreduce on the same buffer). --device cuda:K uses NCCL when built.\n"
+      "  --train CONFIG [--set key=value ...]: instead, the median ms of a training step of CONFIG on the job's\n"
+      "  ranks (slowest rank; --repeats steps after --warmup) and the bytes each rank sends per step.\n",
       argv0);
 }
 
@@ -62,6 +80,10 @@ bool parse(int argc, char** argv, Options& o) {
       o.warmup = std::stoi(value());
     } else if (a == "--device") {
       o.device = value();
+    } else if (a == "--train") {
+      o.train_config = value();
+    } else if (a == "--set") {
+      o.overrides.push_back(value());
     } else if (a == "-h" || a == "--help") {
       usage(argv[0]);
       return false;
@@ -131,11 +153,66 @@ void run(const Options& o) {
   }
 }
 
+// One training step of a config on the job's ranks, as the Trainer runs it, and what it communicates.
+void run_train(const Options& o) {
+  using namespace experiments;
+  Config cfg = load_run_config(o.train_config, o.overrides);
+  if (const int64_t threads = cfg.get_int("train.threads"); threads > 0) omp_set_num_threads(static_cast<int>(threads));
+  const Device device = resolve_device(cfg.get_string("device"));
+  std::unique_ptr<Task> task = find_task(cfg.get_string("task")).make();
+  TaskContext ctx;
+  ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  ctx.device = device;
+  ctx.log = [](const std::string&) {};
+  task->build(cfg, ctx);
+  std::shared_ptr<nn::Module> model = task->make_model();
+  model->to(device);
+  model->train(true);
+  task->set_model(model);
+  DistributedTraining dist(cfg, device);
+  dist.attach_moe_layers(*model, cfg);
+  TrainingStep training(*task, *model, cfg, ctx.seed, device);
+  training.set_distributed(&dist);
+  dist.broadcast_model(*model);
+  dist::Communicator& comm = dist.comm();
+  const int n = comm.size();
+  int64_t step = 0, gradient_bytes = 0, examples = 0;
+  std::vector<double> exchange_ms;  // this rank's time in the gradient all-reduce and results exchange
+  auto one_step = [&] {
+    StepOutcome out = training.run(step++, cfg.get_float("optim.lr"));
+    gradient_bytes = out.all_reduce_bytes;
+    exchange_ms.push_back(out.exchange_s * 1e3);
+    examples = 0;
+    for (const auto& m : out.micro) examples += m.result.examples;
+  };
+  for (int i = 0; i < o.warmup; ++i) one_step();
+  moe::reset_expert_parallel_bytes();
+  exchange_ms.clear();
+  Options timed = o;
+  timed.warmup = 0;  // done above, before the byte counter was reset
+  const double s = time_collective(comm, timed, one_step);
+  std::vector<int64_t> ep{moe::expert_parallel_bytes_sent() / o.repeats};
+  ep = comm.all_gather(ep);
+  const std::vector<double> exchange = comm.all_gather(std::vector<double>{median(exchange_ms)});
+  if (comm.rank() != 0) return;
+  std::printf(
+      "{\"bench\": \"dist\", \"collective\": \"train_step\", \"config\": \"%s\", \"communicator\": \"%s\", "
+      "\"ranks\": %d, \"expert_parallel\": %d, \"parameters\": %lld, \"examples_per_step\": %lld, \"ms_per_step\": %.3f, "
+      "\"exchange_ms\": %.3f, \"exchange_ms_min\": %.3f, \"gradient_bytes\": %lld, \"gradient_bytes_sent\": %lld, \"expert_all_to_all_bytes_sent\": %lld}\n",
+      o.train_config.c_str(), comm.name().c_str(), n, dist.expert_parallel(), static_cast<long long>(model->num_parameters()),
+      static_cast<long long>(examples), s * 1e3, *std::max_element(exchange.begin(), exchange.end()),
+      *std::min_element(exchange.begin(), exchange.end()),
+      static_cast<long long>(gradient_bytes),
+      static_cast<long long>(gradient_bytes * 2 * (n - 1) / n), static_cast<long long>(*std::max_element(ep.begin(), ep.end())));
+  std::fflush(stdout);
+}
+
 int bench_dist_main(int argc, char** argv) {
   Options o;
   try {
     if (!parse(argc, argv, o)) return 0;
-    run(o);
+    if (!o.train_config.empty()) run_train(o);
+    else run(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moelab bench dist: %s\n", e.what());
     if (dist::world_is_distributed()) dist::abort_job(e.what());

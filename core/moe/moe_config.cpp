@@ -384,10 +384,6 @@ std::vector<io::ConfigIssue> MoEConfig::validate(const std::string& prefix) cons
     need(noise == NoiseKind::gaussian || noise == NoiseKind::learned, "load_loss",
          p + "load_loss = " + num(load_loss) + " needs noisy logits: set " + p + "noise = gaussian or learned (is " +
              noise_name(noise) + ")");
-  // Counts summed over data-parallel ranks need a communicator, which one process does not have.
-  need(switch_loss_scope != BalanceScope::global, "switch_loss_scope",
-       p + "switch_loss_scope = \"global\" needs counts reduced over data-parallel ranks, which this build does "
-           "not do yet; use \"micro_batch\" or \"sequence\"");
   const RouterFamily* selected = nullptr;
   for (const auto& family : router_families())
     if (std::find(family.names.begin(), family.names.end(), router) != family.names.end()) selected = &family;

@@ -135,7 +135,8 @@ Tensor MoELayer::forward(const Tensor& x, nn::ForwardContext& ctx) {
         priority = r.slot_priority.defined() ? r.slot_priority : r.slot_weight.detach();
     }
     auto plan = make_dispatch_plan(plan_expert, r.token_offsets, E, capacity, priority, x.device());
-    y2 = moe_dispatch_combine(x2, r.slot_weight, plan, experts->weights());
+    y2 = parallel.expert_parallel() ? expert_parallel_dispatch_combine(parallel, x2, r.slot_weight, *plan, experts->weights())
+                                    : moe_dispatch_combine(x2, r.slot_weight, plan, experts->weights());
     // ---- statistics of the choice (before drops) ----
     for (int64_t e : r.slot_expert) tally.expert_counts[e] += 1.0;
     tally.assignments = static_cast<double>(S);
@@ -186,6 +187,16 @@ void MoELayer::balancing_terms(const Routing& r, int64_t B, int64_t N, const std
       for (int64_t t = 0; t < T; ++t)
         for (int64_t s = r.token_offsets[t]; s < r.token_offsets[t + 1]; ++s) seq[(t / N) * E + r.slot_expert[s]] += 1;
       v = switch_balance_loss_per_sequence(r.probs, seq, B, k);
+    } else if (cfg.switch_loss_scope == BalanceScope::global && parallel.comm && parallel.comm->size() > 1) {
+      // f from the expert counts of every rank's micro-batch (summed in rank order, exact), P from this
+      // rank's tokens: with equal tokens per rank, the mean of the ranks' terms is E sum f P of the
+      // micro-batches trained together (and each rank's gradient is its share of it).
+      std::vector<double> all = counts;
+      all.push_back(static_cast<double>(T));
+      parallel.comm->all_reduce_sum(all);
+      const double tokens = all.back();
+      all.pop_back();
+      v = switch_balance_loss(r.probs, all, tokens, k);
     } else {
       v = switch_balance_loss(r.probs, counts, static_cast<double>(T), k);
     }

@@ -10,6 +10,7 @@
 
 #include "core/moe/dispatch.h"
 #include "core/moe/experts.h"
+#include "core/moe/expert_parallel.h"
 #include "core/moe/moe_config.h"
 #include "core/moe/router.h"
 #include "core/nn/layers.h"
@@ -44,6 +45,9 @@ class MoELayer : public nn::Module {
   std::shared_ptr<Router> router;
   std::shared_ptr<Experts> experts, shared_experts;
   std::shared_ptr<nn::Linear> shared_gate;
+  // Several ranks (set by the trainer): the expert-parallel group and the communicator over which
+  // switch_loss_scope = "global" sums the expert counts. Default: one process.
+  LayerParallelism parallel;
 
  private:
   Tensor shared_forward(const Tensor& x2);

@@ -82,21 +82,30 @@ MicroBatchOutcome MicroBatchRunner::forward_backward(nn::Module& model, const nn
 std::vector<MicroBatchOutcome> MicroBatchRunner::run(int64_t step) {
   std::vector<MicroBatchOutcome> out(static_cast<size_t>(accum_));
   std::vector<nn::Batch> batches(static_cast<size_t>(accum_));
+  auto mine = [&](int micro) { return micro % shard_ranks_ == shard_rank_; };
   if (workers_ == 1) {
     for (int micro = 0; micro < accum_; ++micro) {
-      nn::Batch b = task_.next_batch(step, micro).to(device_);
-      out[micro] = forward_backward(model_, b, step, micro);
+      nn::Batch b = task_.next_batch(step, micro);
+      if (mine(micro)) out[micro] = forward_backward(model_, b.to(device_), step, micro);
     }
     return out;
   }
-  for (int micro = 0; micro < accum_; ++micro) batches[micro] = task_.next_batch(step, micro).to(device_);
+  std::vector<int> own;
+  for (int micro = 0; micro < accum_; ++micro) {
+    batches[micro] = task_.next_batch(step, micro);
+    if (mine(micro)) {
+      batches[micro] = batches[micro].to(device_);
+      own.push_back(micro);
+    }
+  }
+  const int n_own = static_cast<int>(own.size());
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers_));
 #pragma omp parallel num_threads(workers_)
   {
     // The team may be smaller than asked (OMP_DYNAMIC): the threads present share out every micro-batch.
     const int w = omp_get_thread_num(), team = omp_get_num_threads();
     try {
-      for (int micro = w; micro < accum_; micro += team) out[micro] = forward_backward(*replicas_[w], batches[micro], step, micro);
+      for (int i = w; i < n_own; i += team) out[own[i]] = forward_backward(*replicas_[w], batches[own[i]], step, own[i]);
     } catch (...) {
       errors[w] = std::current_exception();
     }

@@ -27,6 +27,9 @@ class MicroBatchRunner {
   // Runs every micro-batch of optimizer step `step`; gradients accumulate into the model's .grad.
   std::vector<MicroBatchOutcome> run(int64_t step);
   int workers() const { return workers_; }
+  // Several ranks: this rank trains only micro-batches with micro % ranks == rank (the others stay empty
+  // until DistributedTraining::finish_backward fills them in); every batch is still drawn.
+  void set_shard(int rank, int ranks) { shard_rank_ = rank, shard_ranks_ = ranks; }
   int grad_accum() const { return accum_; }
 
  private:
@@ -41,6 +44,7 @@ class MicroBatchRunner {
   std::vector<Tensor> params_;
   std::vector<std::vector<Tensor>> worker_params_;  // [worker][parameter], same order as params_
   int accum_ = 1, workers_ = 1;
+  int shard_rank_ = 0, shard_ranks_ = 1;
   int64_t nan_at_step_ = -1;
 };
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/io/text_util.h"
+#include "experiments/lib/distributed_training.h"
 
 namespace moelab::experiments {
 
@@ -73,6 +74,7 @@ void declare_common_config(Schema& s) {
   s.add_string_list("optim.param_groups", {},
                     "per-parameter settings, first match wins: \"PATTERN: lr_scale=X weight_decay=Y\" where PATTERN "
                     "matches parameter names with * (e.g. \"*.router.*: lr_scale=0.1 weight_decay=0\")");
+  declare_distributed_config(s);
 
   s.add_open_section("notes", "free-form notes kept with the run (add keys with +notes.key=value)");
 }

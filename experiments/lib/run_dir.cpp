@@ -83,7 +83,7 @@ void write_run_files(const fs::path& run_dir, const Config& cfg, const std::vect
   io::write_file_atomic((run_dir / "git.txt").string(), git);
 }
 
-RunLog::RunLog(const fs::path& path) {
+RunLog::RunLog(const fs::path& path, bool console) : console_(console) {
   fs::create_directories(path.parent_path());
   file_ = std::fopen(path.string().c_str(), "a");
   MOELAB_CHECK(file_, "cannot open " << path.string() << " for appending");
@@ -94,7 +94,7 @@ RunLog::~RunLog() {
 }
 
 void RunLog::line(const std::string& text) {
-  std::cout << text << "\n" << std::flush;
+  if (console_) std::cout << text << "\n" << std::flush;
   file_only(text);
 }
 

@@ -26,7 +26,8 @@ std::string shell_join(const std::vector<std::string>& argv);
 class RunLog {
  public:
   RunLog() = default;
-  explicit RunLog(const std::filesystem::path& path);
+  // console = false: lines go to the file only (ranks other than 0 of a distributed run).
+  explicit RunLog(const std::filesystem::path& path, bool console = true);
   ~RunLog();
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;
@@ -35,6 +36,7 @@ class RunLog {
 
  private:
   std::FILE* file_ = nullptr;
+  bool console_ = true;
 };
 
 }  // namespace moelab::experiments

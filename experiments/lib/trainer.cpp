@@ -20,6 +20,7 @@
 #include "core/ops/ops.h"
 #include "core/optim/schedule.h"
 #include "experiments/lib/checkpoint.h"
+#include "experiments/lib/distributed_training.h"
 #include "experiments/lib/event_replay.h"
 #include "experiments/lib/interval_stats.h"
 #include "experiments/lib/report.h"
@@ -84,7 +85,7 @@ class Trainer {
     {
       InterruptScope interrupts;
       ProgressOptions popts;
-      popts.mode = opt_.progress;
+      popts.mode = dist_->is_root() ? opt_.progress : ProgressMode::None;
       popts.plain_every_s = cfg_.get_float("train.progress_every_s");
       popts.initial = step_;
       Progress progress("train", total_steps_, popts);
@@ -98,7 +99,7 @@ class Trainer {
           if (checkpoint_every_ > 0 && step_ % checkpoint_every_ == 0) checkpoint();
           progress.update(step_, {{"loss", last_loss_}, {"lr", training_->optimizer().lr()}});
           if (sigint_at_step_ == step_) ::raise(SIGINT);
-          if (g_interrupts > 0 && step_ < total_steps_) {
+          if (step_ < total_steps_ && dist_->any(g_interrupts > 0)) {
             if (last_checkpoint_step_ != step_) checkpoint();
             out.status = "interrupted";
             out.error = std::string("interrupted by ") + (g_signal == SIGTERM ? "SIGTERM" : "Ctrl-C") + " at step " +
@@ -121,15 +122,24 @@ class Trainer {
         // A failed checkpoint happens after its step completed; anything else during the next one.
         out.error = (in_checkpoint_ ? "after step " + std::to_string(step_) : "step " + std::to_string(step_ + 1)) +
                     ": " + e.what();
+        // The other ranks may wait in a collective this rank will never join: stop the job with the error.
+        if (dist_->active()) {
+          log_->file_only("moelab: failed: " + out.error);
+          dist::abort_job(out.error);
+        }
       }
       progress.finish();
       progress_ = nullptr;
     }
     if (!out.error.empty()) log_->line("moelab: " + out.status + ": " + out.error);
-    metrics_->close();
+    if (metrics_) metrics_->close();
     out.steps = step_;
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.summary = make_summary(out, wall);
+    if (!dist_->is_root()) {
+      dist_->barrier();  // rank 0 writes the summary and the report
+      return out;
+    }
     io::write_file_atomic((opt_.run_dir / "summary.json").string(), out.summary.dump(2) + "\n");
     if (opt_.write_report) {
       try {
@@ -140,6 +150,7 @@ class Trainer {
       }
     }
     log_->line("summary: " + (opt_.run_dir / "summary.json").string());
+    dist_->barrier();
     return out;
   }
 
@@ -182,7 +193,8 @@ class Trainer {
     TaskContext ctx;
     ctx.device = device;
     ctx.seed = static_cast<uint64_t>(cfg_.get_int("seed"));
-    ctx.run_dir = opt_.run_dir.string();
+    dist_ = std::make_unique<DistributedTraining>(cfg_, device);
+    ctx.run_dir = dist_->is_root() ? opt_.run_dir.string() : "";  // rank 0 alone writes the run's files
     ctx.log = [this](const std::string& line) {
       if (log_) say(line);
       else early_lines_.push_back(line);
@@ -193,12 +205,30 @@ class Trainer {
     model_->train(true);
     task_->set_model(model_);
     seed_ = ctx.seed;
+    dist_->attach_moe_layers(*model_, cfg_);
     training_ = std::make_unique<TrainingStep>(*task_, *model_, cfg_, seed_, device);
+    training_->set_distributed(dist_.get());
     total_steps_ = budget_steps(cfg_, *task_);
 
+    // The checkpoint to resume from is read before any file is written: a wrong rank count leaves nothing.
+    std::optional<CheckpointData> saved;
+    if (ckpt) {
+      saved = read_checkpoint(*ckpt);
+      const auto ranks = saved->state_metadata.find("ranks");
+      const int saved_ranks = ranks == saved->state_metadata.end() ? 1 : std::stoi(ranks->second);
+      if (saved_ranks != dist_->size())
+        throw ConfigError({ckpt->dir.string() + ": the run was trained on " + std::to_string(saved_ranks) +
+                           " rank(s); resume it with the same number (mpirun -np " + std::to_string(saved_ranks) +
+                           "), not " + std::to_string(dist_->size())});
+    }
+    dist_->barrier();  // every rank has checked the run directory before rank 0 writes into it
     fs::create_directories(opt_.run_dir);
-    write_run_files(opt_.run_dir, cfg_, opt_.argv, opt_.overrides, opt_.resume && fs::exists(opt_.run_dir / "cmdline.txt"));
-    log_ = std::make_unique<RunLog>(opt_.run_dir / "log.txt");
+    if (dist_->is_root()) {
+      write_run_files(opt_.run_dir, cfg_, opt_.argv, opt_.overrides, opt_.resume && fs::exists(opt_.run_dir / "cmdline.txt"));
+      log_ = std::make_unique<RunLog>(opt_.run_dir / "log.txt");
+    } else {
+      log_ = std::make_unique<RunLog>(opt_.run_dir / ("log_rank" + std::to_string(dist_->rank()) + ".txt"), false);
+    }
     if (device.is_cuda())
       say("device: " + cuda_device_summary(device.index) + (cuda_allow_tf32() ? " (TF32 matmuls allowed)" : ""));
     for (const auto& line : early_lines_) say(line);
@@ -221,26 +251,35 @@ class Trainer {
     const int64_t num_params = model_->num_parameters();
     io::MetricsWriterOptions mopts;
     if (ckpt) {
-      restore(*ckpt);
-      prune_checkpoints(opt_.run_dir, 0);  // drops checkpoints a killed run left incomplete
-      replay_events_up_to(opt_.run_dir, step_);
+      restore(*ckpt, *saved);
+      saved.reset();
+      dist_->barrier();  // every rank has read the checkpoint
+      if (dist_->is_root()) {
+        prune_checkpoints(opt_.run_dir, 0);  // drops checkpoints a killed run left incomplete
+        replay_events_up_to(opt_.run_dir, step_);
+      }
       mopts.resume_after_step = step_;
-    } else if (opt_.resume) {
+    } else if (opt_.resume && dist_->is_root()) {
       // Nothing complete to resume from: start over, dropping what a killed first attempt left.
       replay_events_up_to(opt_.run_dir, 0);
       io::truncate_metrics_after((opt_.run_dir / "metrics.jsonl").string(), -1);
       prune_checkpoints(opt_.run_dir, 0);
     }
-    metrics_ = std::make_unique<io::MetricsWriter>(opt_.run_dir.string(), mopts);
+    // Every rank starts from rank 0's parameters and buffers.
+    dist_->broadcast_model(*model_);
+    if (dist_->is_root()) metrics_ = std::make_unique<io::MetricsWriter>(opt_.run_dir.string(), mopts);
     log_->line("moelab run: task " + cfg_.get_string("task") + ", " + std::to_string(num_params) + " parameters, " +
-               std::to_string(total_steps_) + " steps, " + std::to_string(threads_) + " threads");
+               std::to_string(total_steps_) + " steps, " + std::to_string(threads_) + " threads" +
+               (dist_->active() ? ", rank " + std::to_string(dist_->rank()) + " of " + std::to_string(dist_->size()) +
+                                      " (" + dist_->comm().name() + ", expert parallel " +
+                                      std::to_string(dist_->expert_parallel()) + ")"
+                                : ""));
     log_->line("run directory: " + opt_.run_dir.string());
     if (ckpt) log_->line("resumed from " + ckpt->dir.string() + " (step " + std::to_string(step_) + ")");
     else if (opt_.resume) log_->line("no complete checkpoint in " + opt_.run_dir.string() + "; starting at step 0");
   }
 
-  void restore(const CheckpointInfo& info) {
-    CheckpointData d = read_checkpoint(info);
+  void restore(const CheckpointInfo& info, const CheckpointData& d) {
     step_ = d.step;
     load_model_state(*model_, d, info);
     NamedTensors opt_state;
@@ -299,7 +338,7 @@ class Trainer {
     log_->file_only("step " + std::to_string(step_) + "/" + std::to_string(total_steps_) + " loss " +
                     num(last_logged_loss_) + " lr " + num(interval_.mean("train/lr")) + " grad_norm " +
                     num(interval_.mean("train/grad_norm")));
-    metrics_->write(interval_.to_record(step_));
+    if (metrics_) metrics_->write(interval_.to_record(step_));
     interval_.clear();
   }
 
@@ -344,7 +383,7 @@ class Trainer {
     if (!mi.empty()) rec.per_layer("val/label_mi_bits", mi);
     if (!ec.routing.empty()) rec.json("val/load", loads);
     if (!matrices.empty()) rec.json("val/labels_experts", matrices);
-    metrics_->write(rec);
+    if (metrics_) metrics_->write(rec);
     say(line);
   }
 
@@ -352,6 +391,7 @@ class Trainer {
   // evaluation forward, its first tokens).
   void write_routing_files(const std::string& path, const moe::RoutingTally& t, const moe::RoutingRecord* record,
                            const std::vector<std::string>& labels) {
+    if (!dist_->is_root()) return;
     const fs::path dir = opt_.run_dir / "routing";
     fs::create_directories(dir);
     const int64_t rows = static_cast<int64_t>(labels.size());
@@ -362,6 +402,10 @@ class Trainer {
   }
 
   void checkpoint() {
+    if (!dist_->is_root()) {  // the replicas are identical: rank 0's checkpoint holds the run
+      last_checkpoint_step_ = step_;
+      return;
+    }
     in_checkpoint_ = true;
     metrics_->flush();  // everything logged up to a checkpoint is on disk before it counts as complete
     CheckpointData d;
@@ -374,6 +418,7 @@ class Trainer {
     for (auto& [name, t] : ts.tensors) d.state.emplace_back("task." + name, t);
     d.state_metadata = {{"step", std::to_string(step_)},
                         {"threads", std::to_string(threads_)},
+                        {"ranks", std::to_string(dist_->size())},
                         {"trainer.interval", interval_.serialize()},
                         {"trainer.last_eval_step", std::to_string(last_eval_step_)},
                         {"trainer.last_logged_loss", hex(last_logged_loss_)}};
@@ -415,6 +460,7 @@ class Trainer {
     s["label_kind"] = task_->label_kind();
     s["seed"] = cfg_.get_int("seed");
     s["threads"] = threads_;
+    s["ranks"] = dist_->size();
     s["wall_time_s"] = wall;
     return s;
   }
@@ -427,6 +473,7 @@ class Trainer {
   std::unique_ptr<Task> task_;
   std::shared_ptr<nn::Module> model_;
   std::unique_ptr<TrainingStep> training_;
+  std::unique_ptr<DistributedTraining> dist_;  // the ranks (one without mpirun)
   Device device_ = Device::cpu();
   uint64_t seed_ = 0;
   optim::LrSchedule schedule_;
@@ -444,7 +491,9 @@ class Trainer {
 
 }  // namespace
 
-RunOutcome run_training(const Config& cfg, const TrainerOptions& options) {
+RunOutcome run_training(const Config& cfg, const TrainerOptions& given) {
+  TrainerOptions options = given;
+  options.run_dir = agree_on_path(given.run_dir);
   // Resuming: what is trained must not change; only how long and how often may (resume_may_change).
   fs::path saved = options.run_dir / "config.toml";
   if (options.resume && fs::exists(saved)) {

@@ -8,6 +8,7 @@
 
 #include "core/autograd/autograd.h"
 #include "core/optim/clip.h"
+#include "experiments/lib/distributed_training.h"
 
 namespace moelab::experiments {
 
@@ -133,6 +134,11 @@ TrainingStep::TrainingStep(Task& task, nn::Module& model, const Config& cfg, uin
   for (const auto& [name, p] : params_) param_list_.push_back(p);
 }
 
+void TrainingStep::set_distributed(const DistributedTraining* dist) {
+  dist_ = dist && dist->active() ? dist : nullptr;
+  if (dist_) micro_batches_.set_shard(dist_->rank(), dist_->size());
+}
+
 std::string TrainingStep::non_finite(const StepOutcome& o, double norm, int64_t step) const {
   std::string what;
   for (const auto& m : o.micro) {
@@ -160,6 +166,11 @@ StepOutcome TrainingStep::run(int64_t step, double lr) {
   StepOutcome o;
   optimizer_->set_lr(lr);
   o.micro = micro_batches_.run(step);
+  if (dist_) {
+    const auto t_exchange = std::chrono::steady_clock::now();
+    o.all_reduce_bytes = dist_->finish_backward(o.micro, param_list_, step);
+    o.exchange_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_exchange).count();
+  }
   for (const auto& m : o.micro) o.routing.merge(m.routing);
   o.grad_norm = clip_ > 0 ? optim::clip_grad_norm(param_list_, clip_) : optim::global_grad_norm(param_list_);
   if (std::string bad = non_finite(o, o.grad_norm, step); !bad.empty()) {

@@ -12,6 +12,8 @@
 
 namespace moelab::experiments {
 
+class DistributedTraining;
+
 // Thrown when a non-finite value is found with train.on_non_finite = "stop"; what() names the step and the
 // first offending tensor.
 class NonFiniteError : public Error {
@@ -28,6 +30,8 @@ struct StepOutcome {
   moe::RoutingLog routing;   // every micro-batch's routing, merged in order
   double grad_norm = 0;      // before clipping
   double optimizer_s = 0;
+  int64_t all_reduce_bytes = 0;  // gradient bytes this rank handed to all-reduce (several ranks)
+  double exchange_s = 0;         // wall time of the gradient all-reduce and results exchange (several ranks)
   bool skipped = false;      // a non-finite value with train.on_non_finite = "skip": no update was made
   std::string skip_reason;
 };
@@ -38,6 +42,9 @@ class TrainingStep {
   // Runs optimizer step `step` (0-based) at learning rate `lr`.
   StepOutcome run(int64_t step, double lr);
 
+  // Several ranks: this rank trains its share of the micro-batches and the gradients are summed over ranks
+  // before clipping (distributed_training.h); `dist` must outlive this.
+  void set_distributed(const DistributedTraining* dist);
   optim::Optimizer& optimizer() { return *optimizer_; }
   const NamedTensors& params() const { return params_; }
   int workers() const { return micro_batches_.workers(); }
@@ -55,6 +62,7 @@ class TrainingStep {
   MicroBatchRunner micro_batches_;
   double clip_ = 0;
   bool skip_non_finite_ = false;
+  const DistributedTraining* dist_ = nullptr;
 };
 
 }  // namespace moelab::experiments

@@ -266,15 +266,30 @@ TEST(MoeBalance, LayerGradientsWithChoiceHeldFixed) {
   }
 }
 
-TEST(MoeBalance, GlobalScopeIsAConfigErrorWithoutACommunicator) {
+// In one process the global scope covers the one micro-batch: the micro-batch term, value and gradient.
+// (Several ranks: tests/dist/mpi_test_expert_parallel.cpp.)
+TEST(MoeBalance, GlobalScopeInOneProcessIsTheMicroBatchTerm) {
   MoEConfig cfg = small(4, 2);
+  EXPECT_TRUE(cfg.validate("model.moe").empty());
   cfg.switch_loss_scope = moe::BalanceScope::global;
-  std::vector<io::ConfigIssue> issues = cfg.validate("model.moe");
-  ASSERT_EQ(issues.size(), 1u);
-  EXPECT_EQ(issues[0].key, "model.moe.switch_loss_scope");
-  EXPECT_NE(issues[0].message.find("reduced over data-parallel ranks"), std::string::npos) << issues[0].message;
-  RngStream rng(9, "init");
-  EXPECT_THROW(MoELayer(cfg, {.d_model = 5, .d_ff = 6}, rng), Error);
+  EXPECT_TRUE(cfg.validate("model.moe").empty());
+  RngStream xs(3, "x");
+  Tensor x = rand_normal({7, 5}, 0.0, 1.0, xs);
+  std::vector<double> values, grads;
+  for (auto scope : {moe::BalanceScope::micro_batch, moe::BalanceScope::global}) {
+    cfg.switch_loss_scope = scope;
+    RngStream rng(9, "init");
+    MoELayer layer(cfg, {.d_model = 5, .d_ff = 6}, rng);
+    nn::ForwardContext ctx;
+    layer.forward(x, ctx);
+    ASSERT_EQ(ctx.aux_losses().size(), 1u);
+    values.push_back(ctx.aux_losses()[0].value.item());
+    ctx.aux_losses()[0].value.backward();
+    grads.push_back(sum(abs(layer.router->named_parameters().front().second.grad())).item());
+  }
+  EXPECT_EQ(values[0], values[1]);
+  EXPECT_GT(grads[0], 0);
+  EXPECT_EQ(grads[0], grads[1]);
 }
 
 TEST(MoeBalance, BiasUpdateEqualizesASkewedRouter) {
