@@ -15,16 +15,13 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& opt, RngStream& r
 }
 
 Tensor MultiHeadAttention::forward(const Tensor& x, ForwardContext& ctx) {
-  const int64_t d = options.dim, H = options.num_heads, Dh = d / H;
+  const int64_t d = options.dim, H = options.num_heads;
   MOELAB_CHECK(x.dim() == 3 && x.size(2) == d,
                "MultiHeadAttention(dim " << d << "): input " << x.shape().str() << " is not (B, T, " << d << ")");
-  const int64_t B = x.size(0), T = x.size(1);
-  // (B, T, 3d) -> (B, T, 3, H, Dh) -> (3, B, H, T, Dh)
-  Tensor qkv_heads = qkv->forward(x).reshape(Shape{B, T, 3, H, Dh}).permute({2, 0, 3, 1, 4});
-  Tensor q = qkv_heads.select(0, 0), k = qkv_heads.select(0, 1), v = qkv_heads.select(0, 2);
-  // Keys are masked causally (options.causal) and where the batch marks padding.
-  Tensor o = scaled_dot_product_attention(q, k, v, AttentionMask{options.causal, ctx.batch().padding_mask});  // (B, H, T, Dh)
-  return proj->forward(o.transpose(1, 2).reshape(Shape{B, T, d}));
+  // (B, T, 3d) -> (B, T, d): heads split and merged inside the op (no head-layout copies). Keys are masked
+  // causally (options.causal) and where the batch marks padding.
+  Tensor o = attention_packed_qkv(qkv->forward(x), H, AttentionMask{options.causal, ctx.batch().padding_mask});
+  return proj->forward(o);
 }
 
 }  // namespace moelab::nn
