@@ -1,3 +1,5 @@
+// Machine facts for bench rows: /proc/cpuinfo for the CPU model and ISA, VmHWM (reset through
+// /proc/self/clear_refs) for the peak RSS, the CUDA runtime hooks for the GPU pool high-water mark.
 #include "bench/lib/bench_machine.h"
 
 #include <cblas.h>
