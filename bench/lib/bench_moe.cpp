@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/lib/bench.h"
+#include "bench/lib/bench_machine.h"
 #include "core/autograd/autograd.h"
 #include "core/backend/backend.h"
 #include "core/backend/device_select.h"
@@ -39,6 +40,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> moe_keys;  // --moe key=value
   int repeats = 7, warmup = 2;
   Device device = Device::cpu();
+  DType dtype = DType::f32;
 };
 
 void usage(const char* argv0) {
@@ -52,7 +54,9 @@ void usage(const char* argv0) {
       "  GELU FFN of width k*d_ff on the T tokens: the same active FLOPs), ratio = active / dense (forward+backward),\n"
       "  fwd_ratio, dispatch_share = 1 - time inside the expert FFN kernels / layer time (forward+backward, median\n"
       "  of the per-run shares), gemm_gflops\n"
-      "  (cblas_sgemm on the dense FFN's (T, d) x (d, k*d_ff) shape) and active_vs_gemm.\n",
+      "  (cblas_sgemm, or dgemm for f64, on the dense FFN's (T, d) x (d, k*d_ff) shape; on cuda the matmul op,\n"
+      "  cuBLAS) and active_vs_gemm; the device, CPU model and ISA (or GPU name), dtype and the case's peak memory\n"
+      "  (peak RSS on the host, the allocator pool's high-water mark on cuda).\n",
       argv0);
 }
 
@@ -79,6 +83,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--repeats") o.repeats = std::max(1, std::stoi(value()));
     else if (a == "--warmup") o.warmup = std::max(0, std::stoi(value()));
     else if (a == "--device") o.device = resolve_device(value());
+    else if (a == "--dtype") o.dtype = parse_bench_dtype(value());
     else if (a == "--moe") {
       std::string kv = value();
       size_t eq = kv.find('=');
@@ -117,6 +122,7 @@ void run_case(const Case& c, const Options& o) {
   lo.d_model = c.d_model;
   lo.d_ff = c.d_ff;
   lo.seq_len = c.tokens;
+  lo.dtype = o.dtype;
   moe::MoELayer layer(cfg, lo, rng);
   nn::MlpOptions mo;
   mo.dim = c.d_model;
@@ -124,6 +130,7 @@ void run_case(const Case& c, const Options& o) {
   mo.gated = cfg.activation == ExpertActivation::swiglu;
   mo.activation = mo.gated ? nn::Activation::silu : cfg.activation == ExpertActivation::relu ? nn::Activation::relu
                                                                                             : nn::Activation::gelu_tanh;
+  mo.dtype = o.dtype;
   nn::MLP dense(mo, rng);
   const bool on_host = o.device == Device::cpu();
   layer.to(o.device);
@@ -138,20 +145,22 @@ void run_case(const Case& c, const Options& o) {
   };
 
   RngStream data(2, "bench_moe_data");
-  Tensor x = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data).to(o.device);
-  Tensor g = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data).to(o.device);
+  Tensor x = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data, o.dtype).to(o.device);
+  Tensor g = rand_normal(Shape{c.tokens, c.d_model}, 0.0, 1.0, data, o.dtype).to(o.device);
 
   auto moe_fwd = [&] {
     NoGradGuard ng;
     layer.forward(x);
   };
+  // One backward from the output (gradient g, that of the loss sum(y * g)) and the balancing terms, so the
+  // timing holds the layer's work and not that of a loss around it.
   auto moe_fwd_bwd = [&] {
     Tensor xi = x.detach().requires_grad_();
     nn::ForwardContext ctx;
-    Tensor loss = sum(layer.forward(xi, ctx) * g);
+    Tensor y = layer.forward(xi, ctx);
     Tensor aux = ctx.total_aux_loss();
-    if (aux.defined()) loss = loss + aux;
-    loss.backward();
+    if (aux.defined()) run_backward({y, aux}, {g, Tensor()});
+    else y.backward(g);
     layer.zero_grad();
   };
   auto dense_fwd = [&] {
@@ -160,7 +169,7 @@ void run_case(const Case& c, const Options& o) {
   };
   auto dense_fwd_bwd = [&] {
     Tensor xi = x.detach().requires_grad_();
-    sum(dense.forward(xi) * g).backward();
+    dense.forward(xi).backward(g);
     dense.zero_grad();
   };
   // Rows the experts process: kept assignments (token choice), or every slot (Soft MoE).
@@ -180,9 +189,13 @@ void run_case(const Case& c, const Options& o) {
   // Raw sgemm on the dense FFN's first GEMM: (T, d) x (d, k f).
   int64_t M = c.tokens, K = c.d_model, N = c.top_k * c.d_ff;
   std::vector<float> A(static_cast<size_t>(M * K), 0.5f), B(static_cast<size_t>(K * N), 0.25f), C(static_cast<size_t>(M * N));
-  Tensor Ad = Tensor::from_vector(A, Shape{M, K}).to(o.device), Bd = Tensor::from_vector(B, Shape{K, N}).to(o.device);
+  std::vector<double> A64(A.begin(), A.end()), B64(B.begin(), B.end()), C64(C.size());
+  Tensor Ad = Tensor::from_vector(A, Shape{M, K}).to(o.dtype).to(o.device);
+  Tensor Bd = Tensor::from_vector(B, Shape{K, N}).to(o.dtype).to(o.device);
   auto sgemm = [&] {
-    if (on_host) {
+    if (on_host && o.dtype == DType::f64) {
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0, A64.data(), K, B64.data(), N, 0.0, C64.data(), N);
+    } else if (on_host) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
     } else {
       NoGradGuard ng;
@@ -190,6 +203,7 @@ void run_case(const Case& c, const Options& o) {
     }
   };
 
+  reset_peak_memory(o.device);  // the case's peak: its layer, dense FFN and inputs are already allocated
   for (int w = 0; w < o.warmup; ++w) {
     moe_fwd_bwd();
     dense_fwd_bwd();
@@ -225,7 +239,8 @@ void run_case(const Case& c, const Options& o) {
   double dense_fwd_flops = 2.0 * double(c.tokens) * double(c.d_model) * double(mo.hidden) * mats;
   double active = 3.0 * active_fwd_flops / mfb / 1e9, dense_rate = 3.0 * dense_fwd_flops / dfb / 1e9;
   double gemm_rate = 2.0 * double(M) * double(N) * double(K) / tg / 1e9;
-  std::printf("{\"bench\": \"moe\", \"device\": \"%s\", ", o.device.str().c_str());
+  const uint64_t peak = peak_memory_bytes(o.device);
+  std::printf("{\"bench\": \"moe\", %s, ", machine_json(o.device, o.dtype, peak).c_str());
   std::printf(
       "\"tokens\": %ld, \"d_model\": %ld, \"d_ff\": %ld, \"experts\": %ld, \"top_k\": %ld, "
       "\"router\": \"%s\", \"capacity_factor\": %g, \"activation\": \"%s\", \"threads\": %d, \"rows\": %ld, "

@@ -40,6 +40,13 @@ void record(Tensor& out, const char* op, std::vector<Tensor> inputs,
 }
 
 namespace {
+// Nothing but this handle can reach g's memory (no other handle, view or saved closure shares its
+// storage): a leaf's .grad may then take g itself instead of a copy.
+bool sole_owner(const Tensor& g) {
+  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.offset() == 0 && g.is_contiguous() &&
+         !g.grad_fn();
+}
+
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined())
     slot = g.is_contiguous() ? g : g.contiguous();
@@ -48,29 +55,38 @@ void accumulate(Tensor& slot, const Tensor& g) {
 }
 }  // namespace
 
-void run_backward(const Tensor& root, const Tensor& grad) {
-  MOELAB_CHECK(root.defined() && root.requires_grad(),
-               "backward() on a tensor that does not require grad (was it computed under NoGradGuard?)");
-  Tensor g0 = grad;
-  if (!g0.defined()) {
-    MOELAB_CHECK(root.numel() == 1, "backward() without a gradient needs a scalar, got " << root.shape().str());
-    g0 = Tensor::ones(root.shape(), root.dtype(), root.device());
-  }
-  MOELAB_CHECK(g0.shape() == root.shape(), "backward(): gradient shape " << g0.shape().str() << " != "
-                                                                         << root.shape().str());
+void run_backward(const Tensor& root, const Tensor& grad) { run_backward(std::vector<Tensor>{root}, {grad}); }
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads) {
+  MOELAB_CHECK(roots.size() == root_grads.size(),
+               "backward(): " << roots.size() << " roots but " << root_grads.size() << " gradients");
   NoGradGuard no_grad;
-  if (!root.grad_fn()) {  // a leaf: its .grad gets its own storage (the caller may reuse `grad`)
-    Tensor slot = root.grad();
-    if (slot.defined()) accumulate(slot, g0);
-    else slot = g0.clone();
-    root.impl()->grad = slot.impl_ptr();
-    return;
-  }
-  // Collect the nodes reachable from the root, then run them in reverse tape order.
-  std::vector<Node*> order;
+  std::unordered_map<Node*, Tensor> grads;
+  std::vector<Node*> stack;
   std::unordered_set<Node*> seen;
-  std::vector<Node*> stack{root.grad_fn().get()};
-  seen.insert(stack.back());
+  for (size_t r = 0; r < roots.size(); ++r) {
+    const Tensor& root = roots[r];
+    MOELAB_CHECK(root.defined() && root.requires_grad(),
+                 "backward() on a tensor that does not require grad (was it computed under NoGradGuard?)");
+    Tensor g0 = root_grads[r];
+    if (!g0.defined()) {
+      MOELAB_CHECK(root.numel() == 1, "backward() without a gradient needs a scalar, got " << root.shape().str());
+      g0 = Tensor::ones(root.shape(), root.dtype(), root.device());
+    }
+    MOELAB_CHECK(g0.shape() == root.shape(), "backward(): gradient shape " << g0.shape().str() << " != "
+                                                                           << root.shape().str());
+    if (!root.grad_fn()) {  // a leaf: its .grad gets its own storage (the caller may reuse `grad`)
+      Tensor slot = root.grad();
+      if (slot.defined()) accumulate(slot, g0);
+      else slot = g0.clone();
+      root.impl()->grad = slot.impl_ptr();
+      continue;
+    }
+    accumulate(grads[root.grad_fn().get()], g0);
+    if (seen.insert(root.grad_fn().get()).second) stack.push_back(root.grad_fn().get());
+  }
+  // Collect the nodes reachable from the roots, then run them in reverse tape order.
+  std::vector<Node*> order;
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
@@ -82,8 +98,6 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     }
   }
   std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->seq > b->seq; });
-  std::unordered_map<Node*, Tensor> grads;
-  grads[root.grad_fn().get()] = g0;
   std::unordered_map<TensorImpl*, std::pair<Tensor, Tensor>> leaf_grads;  // leaf -> (leaf, its gradient)
   for (Node* n : order) {
     auto it = grads.find(n);
@@ -114,8 +128,8 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     auto& [leaf, g] = entry;
     Tensor slot = leaf.grad();
     // Leaf gradients get their own storage: gradients passed through (add, views) may alias others,
-    // and optimizers modify .grad in place (clipping).
-    slot = slot.defined() ? add(slot, g) : g.clone();
+    // and optimizers modify .grad in place (clipping). A gradient nothing else can see is taken as it is.
+    slot = slot.defined() ? add(slot, g) : sole_owner(g) ? g : g.clone();
     impl->grad = slot.impl_ptr();
   }
 }

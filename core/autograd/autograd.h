@@ -43,5 +43,8 @@ void record(Tensor& out, const char* op, std::vector<Tensor> inputs,
 
 // Runs backward from `root` (see Tensor::backward).
 void run_backward(const Tensor& root, const Tensor& grad);
+// Runs one backward from several roots (e.g. a layer's output with its gradient and a scalar aux loss):
+// each node runs once, with the sum of what reaches it. grads[i] undefined: roots[i] must be a scalar (1).
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads);
 
 }  // namespace moelab

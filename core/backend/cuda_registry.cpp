@@ -43,5 +43,11 @@ int cuda_device_count() { return cuda_built() ? registered().device_count() : 0;
 std::string cuda_device_summary(int index) {
   return cuda_built() ? registered().device_summary(index) : "moelab was built without CUDA";
 }
+uint64_t cuda_memory_high_water(int index) {
+  return index < cuda_device_count() ? registered().memory_high_water(index) : 0;
+}
+void cuda_reset_memory_high_water(int index) {
+  if (index < cuda_device_count()) registered().reset_memory_high_water(index);
+}
 
 }  // namespace moelab

@@ -94,6 +94,54 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   return scaled_dot_product_attention(q, k, v, mask, scale);
 }
 
+// Packed projections: q, k, v are strided views of qkv read in place by the kernel, the output is written
+// back in token layout with one copy, and the backward writes gq, gk, gv straight into their slices of
+// the qkv gradient: one autograd node where the unpacked form records eight (reshape, permute, three
+// selects, attention, transpose, reshape) and allocates three zero-filled qkv-sized gradients.
+// qkv: (B, T, 3 d) -> (B, T, d)
+Tensor attention_packed_qkv(const Tensor& qkv_in, int64_t heads, const AttentionMask& mask,
+                            std::optional<double> scale) {
+  constexpr const char* op = "attention_packed_qkv";
+  MOELAB_CHECK(qkv_in.dim() == 3, op << ": qkv must be (B, T, 3 d), got " << qkv_in.shape().str());
+  MOELAB_CHECK(heads > 0 && qkv_in.size(2) % (3 * heads) == 0,
+               op << ": the last dim of qkv " << qkv_in.shape().str() << " is not 3 x heads (" << heads
+                  << ") x head size");
+  const int64_t B = qkv_in.size(0), T = qkv_in.size(1), d = qkv_in.size(2) / 3, H = heads, Dh = d / H;
+  Tensor qkv = detail::contiguous_input(qkv_in);
+  // (B, T, 3 d) -> (B, T, 3, H, Dh); part i as (B, H, T, Dh) with unit last stride.
+  auto part = [B, T, H, Dh](const Tensor& packed, int64_t i) {
+    return packed.view(Shape{B, T, 3, H, Dh}).select(2, i).permute({0, 2, 1, 3});
+  };
+  Tensor q = part(qkv, 0), k = part(qkv, 1), v = part(qkv, 2);
+  AttnShapes s = check_attention(q, k, v, mask);
+  const double sc = scale_for(s, scale);
+  const bool causal = mask.causal;
+  Backend& be = backend_for(qkv.device());
+  Tensor valid = key_valid_of(mask.key_padding);
+  Tensor o = Tensor::empty(Shape{B, H, T, Dh}, qkv.dtype(), qkv.device());
+  Tensor lse = Tensor::empty(Shape{B, H, T}, qkv.dtype(), qkv.device());
+  be.attention_forward(q, k, v, valid, causal, sc, o, lse);
+  Tensor out = Tensor::empty(Shape{B, T, d}, qkv.dtype(), qkv.device());
+  Tensor out_heads = out.view(Shape{B, T, H, Dh}).permute({0, 2, 1, 3});
+  be.copy(o, out_heads);  // heads back to token layout
+  record(out, op, {qkv_in}, [qkv, valid, causal, sc, lse, o, B, T, d, H, Dh, part](const Tensor& g) {
+    Backend& be = backend_for(qkv.device());
+    Tensor gc = detail::contiguous_input(g);
+    Tensor go = gc.view(Shape{B, T, H, Dh}).permute({0, 2, 1, 3});  // read in place by the kernel
+    Tensor gq = Tensor::empty(Shape{B, H, T, Dh}, qkv.dtype(), qkv.device());
+    Tensor gk = detail::empty_like(gq), gv = detail::empty_like(gq);
+    be.attention_backward(part(qkv, 0), part(qkv, 1), part(qkv, 2), valid, causal, sc, o, lse, go, gq, gk, gv);
+    Tensor gqkv = Tensor::empty(Shape{B, T, 3 * d}, qkv.dtype(), qkv.device());
+    Tensor gparts[3] = {gq, gk, gv};
+    for (int64_t i = 0; i < 3; ++i) {
+      Tensor dst = part(gqkv, i);
+      be.copy(gparts[i], dst);
+    }
+    return std::vector<Tensor>{gqkv};
+  });
+  return out;
+}
+
 // softmax(scale q k^T + bias) v with the causal mask fused in the softmax kernel and key padding as an
 // additive bias of a large negative number; rows that see no key are then multiplied by 0.
 Tensor detail::scaled_dot_product_attention_composed(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -148,5 +148,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // The causal-or-not form (mask.causal = causal, no padding).
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                     std::optional<double> scale = std::nullopt);
+// Multi-head attention on packed projections: qkv (B, T, 3 d) = [q | k | v], each split into `heads` heads
+// of d / heads -> (B, T, d), the heads concatenated per token. Equals splitting qkv into head-layout views,
+// scaled_dot_product_attention and merging the heads, with one autograd node and no head-layout copies.
+Tensor attention_packed_qkv(const Tensor& qkv, int64_t heads, const AttentionMask& mask = {},
+                            std::optional<double> scale = std::nullopt);
 
 }  // namespace moelab

@@ -334,6 +334,23 @@ std::string device_summary(int index) {
   return os.str();
 }
 
+// The default pool's used-memory high-water mark (every device allocation comes from that pool).
+uint64_t memory_high_water(int index) {
+  (void)cuda::state(index);
+  cudaMemPool_t pool;
+  MOELAB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
+  uint64_t high = 0;
+  MOELAB_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  return high;
+}
+
+void reset_memory_high_water(int index) {
+  (void)cuda::state(index);
+  cudaMemPool_t pool;
+  MOELAB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
+  uint64_t zero = 0;  // the only value this attribute accepts: restarts it at the bytes in use now
+  MOELAB_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+}
 
 Backend* backend() {
   static CudaBackend b;
@@ -341,7 +358,8 @@ Backend* backend() {
 }
 
 // Registered at static initialization; the library is whole-archived into programs (core/CMakeLists.txt).
-const bool registered = register_cuda_runtime({&backend, &cuda::device_count, &device_summary});
+const bool registered = register_cuda_runtime(
+    {&backend, &cuda::device_count, &device_summary, &memory_high_water, &reset_memory_high_water});
 }  // namespace
 
 }  // namespace moelab
