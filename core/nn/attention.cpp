@@ -64,7 +64,8 @@ Tensor MultiHeadAttention::forward(const Tensor& x, ForwardContext& ctx, KVCache
   const int64_t B = x.size(0), T = x.size(1);
   // Without rotary positions or a cache, heads are split and merged inside the op (no head-layout copies).
   if (!cache && !options.rotary)
-    return proj->forward(attention_packed_qkv(qkv->forward(x), H, AttentionMask{options.causal, ctx.batch().padding_mask}));
+    return proj->forward(
+        attention_packed_qkv(qkv->forward(x), H, AttentionMask{options.causal, ctx.batch().padding_mask}));
   const int64_t first = cache ? cache->length() : 0;
   MOELAB_CHECK(!cache || first == 0 || cache->k.size(0) == B,
                "MultiHeadAttention: batch of " << B << " sequences does not match the cache's " << cache->k.size(0));
