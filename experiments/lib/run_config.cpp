@@ -23,6 +23,9 @@ void declare_common_config(Schema& s) {
       .at_least(0);
   s.add_int("train.grad_accum", 1, "micro-batches accumulated into one optimizer step").at_least(1);
   s.add_int("train.eval_every", 0, "evaluate every N steps (0: only at the end)").at_least(0);
+  s.add_int("train.eval_every_frames", 0,
+            "evaluate every N environment frames (tasks with environments; > 0 overrides train.eval_every)")
+      .at_least(0);
   s.add_int("train.checkpoint_every", 0, "checkpoint every N steps (0: only at the end)").at_least(0);
   s.add_int("train.keep_checkpoints", 3, "complete checkpoints to keep (0: keep all)").at_least(0);
   s.add_int("train.log_every", 10, "log averaged training scalars every N steps").at_least(1);
@@ -133,8 +136,19 @@ int64_t budget_steps(const Config& cfg, const Task& task) {
   return cfg.get_int("train.steps");
 }
 
+int64_t eval_every_steps(const Config& cfg, const Task& task) {
+  if (const int64_t frames = cfg.get_int("train.eval_every_frames"); frames > 0) {
+    const int64_t per_step = task.frames_per_step();
+    if (per_step <= 0)
+      throw ConfigError({cfg.origin("train.eval_every_frames").str() + ": train.eval_every_frames needs a task that "
+                         "plays environment frames; task \"" + cfg.get_string("task") + "\" plays none"});
+    return std::max<int64_t>(1, frames / per_step);
+  }
+  return cfg.get_int("train.eval_every");
+}
+
 bool resume_may_change(const std::string& key) {
-  static const char* keys[] = {"train.steps", "train.epochs", "train.examples", "train.frames", "train.eval_every", "train.checkpoint_every",
+  static const char* keys[] = {"train.steps", "train.epochs", "train.examples", "train.frames", "train.eval_every", "train.eval_every_frames", "train.checkpoint_every",
                                "train.keep_checkpoints", "train.log_every", "train.progress_every_s"};
   for (const char* k : keys)
     if (key == k) return true;

@@ -21,6 +21,9 @@ Config load_run_config(const std::string& path, const std::vector<std::string>& 
 // task's micro-batches per epoch / examples per micro-batch / frames per step. ConfigError at the key when the
 // task cannot.
 int64_t budget_steps(const Config& cfg, const Task& task);
+// Steps between evaluations: train.eval_every_frames / the task's frames per step when set, else
+// train.eval_every. ConfigError at the key for a task without frames.
+int64_t eval_every_steps(const Config& cfg, const Task& task);
 
 // Keys that may differ between a run's saved config and the one given with --resume: they change how
 // long and how often, not what is trained.

@@ -204,7 +204,7 @@ class Trainer {
     for (const auto& line : early_lines_) say(line);
     early_lines_.clear();
     log_every_ = cfg_.get_int("train.log_every");
-    eval_every_ = cfg_.get_int("train.eval_every");
+    eval_every_ = eval_every_steps(cfg_, *task_);
     checkpoint_every_ = cfg_.get_int("train.checkpoint_every");
 
     schedule_.kind = optim::parse_schedule_kind(cfg_.get_string("optim.schedule"));

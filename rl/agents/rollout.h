@@ -55,6 +55,11 @@ class Rollout {
   const std::vector<float>& targets() const { return targets_; }
   const std::vector<int32_t>& permutation() const { return permutation_; }
 
+  // Everything above as bytes for checkpoints (rollout_state.cpp); load_state needs the same config and
+  // says what does not match.
+  std::vector<uint8_t> save_state() const;
+  void load_state(std::span<const uint8_t> bytes);
+
  private:
   RolloutConfig config_;
   int steps_ = 0;

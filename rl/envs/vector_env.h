@@ -72,6 +72,12 @@ class VectorEnv {
   const int32_t* episode_lengths() const { return episode_lengths_.data(); }
   Environment& env(int i) { return envs_[i]; }
 
+  // The exact state for checkpoints (vector_env_state.cpp): every env's game, random stream and sticky
+  // action, the running episode returns and lengths, and the current observations, as bytes in this
+  // build's layout. load_state checks the size, game and env count and says which is wrong.
+  std::vector<uint8_t> save_state() const;
+  void load_state(std::span<const uint8_t> bytes);
+
  private:
   void step_range(int begin, int end, const int* actions);
 
