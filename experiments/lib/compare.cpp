@@ -104,7 +104,7 @@ CompareTable compare_runs(const std::vector<fs::path>& run_dirs) {
     std::set<std::string> values;
     for (const auto& r : runs) values.insert(r.config.count(k) ? r.config.at(k) : "(unset)");
     // The protocol preset is shown even when every run shares it: results compare only within one.
-    if (values.size() > 1 || k == "rl.protocol") t.keys.push_back(k);
+    if (values.size() > 1 || k == "env.protocol" || k == "rl.protocol") t.keys.push_back(k);
   }
   // Metrics: headline metrics in first-seen order, final_train_loss, then routing MI per layer.
   std::set<std::string> mseen;

@@ -1,8 +1,8 @@
 #pragma once
 // `moelab compare`: final metrics of several runs side by side. Runs are grouped by the config keys
 // whose values differ between them (seed, name and notes.* excluded), so the seeds of one sweep point
-// form one row with mean ± std (sample standard deviation) per metric. `rl.protocol` is always a column
-// when a run has it. Interquartile means with bootstrap intervals: compare_aggregate.h.
+// form one row with mean ± std (sample standard deviation) per metric. `env.protocol` (or `rl.protocol`) is always
+// a column when a run has it. Interquartile means with bootstrap intervals: compare_aggregate.h.
 #include <cstdint>
 #include <filesystem>
 #include <string>

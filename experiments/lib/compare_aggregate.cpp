@@ -76,6 +76,28 @@ double metric_of(const LoadedRun& r, const std::string& m) {
   return s.contains(m) && s[m].is_number() ? s[m].get<double>() : NAN;
 }
 
+// summary.json's metrics["<metric>/<task>"] (what a multi-game run logs per game), NaN when absent.
+double per_task_metric(const LoadedRun& r, const std::string& metric, const std::string& task) {
+  if (!r.summary.contains("metrics")) return NAN;
+  const json& m = r.summary["metrics"];
+  const std::string key = metric + "/" + task;
+  return m.contains(key) && m[key].is_number() ? m[key].get<double>() : NAN;
+}
+
+// The tasks a multi-task run reports: the suffixes of its metrics "<headline metric>/<task>".
+std::vector<std::string> per_task_suffixes(const LoadedRun& r, const std::vector<std::string>& metrics) {
+  std::vector<std::string> tasks;
+  if (!r.summary.contains("metrics") || !r.summary["metrics"].is_object()) return tasks;
+  for (const auto& [key, value] : r.summary["metrics"].items())
+    for (const auto& m : metrics)
+      if (key.size() > m.size() + 1 && key.compare(0, m.size() + 1, m + "/") == 0) {
+        std::string task = key.substr(m.size() + 1);
+        if (task.find('/') == std::string::npos && std::find(tasks.begin(), tasks.end(), task) == tasks.end())
+          tasks.push_back(task);
+      }
+  return tasks;
+}
+
 std::string sig4(double v) {
   if (!std::isfinite(v)) return std::isnan(v) ? "n/a" : (v > 0 ? "inf" : "-inf");
   char b[32];
@@ -154,15 +176,24 @@ AggregateTable aggregate_runs(const std::vector<fs::path>& run_dirs, const Aggre
     if (inserted) {
       AggregateGroup g;
       g.key_values = kv;
-      if (auto p = r.strings.find("rl.protocol"); p != r.strings.end()) g.protocol = p->second;
+      for (const auto& key : kProtocolKeys)
+        if (auto p = r.strings.find(key); p != r.strings.end() && g.protocol.empty()) g.protocol = p->second;
       t.groups.push_back(g);
       runs_of.emplace_back();
     }
-    if (r.config.count("rl.protocol")) t.any_protocol = true;
-    const std::string task = task_of(r, t.stratify_by);
-    if (tseen.insert(task).second) t.tasks.push_back(task);
-    if (r.completed) runs_of[it->second][task].push_back(&r);
-    else ++t.groups[it->second].incomplete;
+    for (const auto& key : kProtocolKeys)
+      if (r.config.count(key)) t.any_protocol = true;
+    if (!r.completed) {
+      ++t.groups[it->second].incomplete;
+      continue;
+    }
+    // A multi-task run (task value "all") counts in every task of its per-task metrics.
+    std::vector<std::string> tasks_of_run = {task_of(r, t.stratify_by)};
+    if (tasks_of_run[0] == kAllTasks) tasks_of_run = per_task_suffixes(r, t.metrics);
+    for (const auto& task : tasks_of_run) {
+      if (tseen.insert(task).second) t.tasks.push_back(task);
+      runs_of[it->second][task].push_back(&r);
+    }
   }
 
   const BootstrapOptions& boot = options.bootstrap;
@@ -170,8 +201,10 @@ AggregateTable aggregate_runs(const std::vector<fs::path>& run_dirs, const Aggre
     std::vector<double> v;
     auto it = runs_of[g].find(task);
     if (it != runs_of[g].end())
-      for (const LoadedRun* r : it->second)
-        if (double x = metric_of(*r, metric); std::isfinite(x)) v.push_back(x);
+      for (const LoadedRun* r : it->second) {
+        const bool multi = task_of(*r, t.stratify_by) == kAllTasks;
+        if (double x = multi ? per_task_metric(*r, metric, task) : metric_of(*r, metric); std::isfinite(x)) v.push_back(x);
+      }
     return v;
   };
 

@@ -3,7 +3,7 @@
 // seed and the task key excluded) and headline metric, the interquartile mean and mean with stratified
 // bootstrap confidence intervals per task (a game) and across tasks, the optimality gap, and the
 // probability of improving on the first group (experiments/lib/aggregate_stats.h). Each row records
-// the runs' protocol preset (`rl.protocol`) when their config has one.
+// the runs' protocol preset (`env.protocol` or `rl.protocol`) when their config has one.
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -18,6 +18,8 @@ namespace moelab::experiments {
 struct AggregateOptions {
   // The config key (or, failing that, summary.json string field) naming each run's task; empty: the
   // first of kDefaultStratifyKeys that some run has; none found: all runs of a group form one task.
+  // A run whose task value is "all" (one network for every game) counts in each task T for which its
+  // summary's metrics hold "<headline metric>/T" (eval/return/breakout), with that value.
   std::string stratify_by;
   int64_t min_runs = 5;  // intervals only when every task of the row has at least this many completed runs
   BootstrapOptions bootstrap;
@@ -26,7 +28,10 @@ struct AggregateOptions {
   std::map<std::string, std::pair<double, double>> reference;
 };
 
-inline const std::vector<std::string> kDefaultStratifyKeys = {"rl.game", "env.game", "game"};
+inline const std::vector<std::string> kDefaultStratifyKeys = {"env.game", "rl.game", "game"};
+inline const std::string kAllTasks = "all";
+// Where a run's protocol preset is read from (the RL tasks' key is env.protocol).
+inline const std::vector<std::string> kProtocolKeys = {"env.protocol", "rl.protocol"};
 
 struct AggregateRow {
   size_t group = 0;                     // index into AggregateTable::groups
@@ -44,7 +49,7 @@ struct AggregateRow {
 
 struct AggregateGroup {
   std::vector<std::string> key_values;  // one per AggregateTable::keys, as TOML value text
-  std::string protocol;                 // rl.protocol of its runs ("" when unset)
+  std::string protocol;                 // env.protocol / rl.protocol of its runs ("" when unset)
   int64_t incomplete = 0;               // runs without a completed summary
 };
 

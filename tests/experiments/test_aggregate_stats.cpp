@@ -152,7 +152,7 @@ TEST(AggregateStats, ReplicatesFollowTheExactResamplingDistribution) {
 
 void fake_rl_run(const fs::path& dir, const std::string& game, const std::string& router, int seed, double ret) {
   write_text(dir / "config.toml", "task = \"rl\"\nseed = " + std::to_string(seed) + "\nname = \"r" + std::to_string(seed) +
-                                      "\"\n[rl]\ngame = \"" + game + "\"\nprotocol = \"gymnax\"\n[model.moe]\nrouter = \"" +
+                                      "\"\n[env]\ngame = \"" + game + "\"\nprotocol = \"gymnax\"\n[model.moe]\nrouter = \"" +
                                       router + "\"\n");
   json s = {{"status", "completed"}, {"steps", 10}, {"headline_metrics", {"eval/return"}}, {"eval/return", ret}};
   write_text(dir / "summary.json", s.dump());
@@ -186,7 +186,7 @@ TEST(CompareAggregate, PerGameAndAcrossGamesWithTheProtocol) {
   AggregateOptions o;
   o.bootstrap.replicates = 2000;
   AggregateTable t = aggregate_runs(dirs, o);
-  EXPECT_EQ(t.stratify_by, "rl.game");  // found among the default keys
+  EXPECT_EQ(t.stratify_by, "env.game");  // found among the default keys
   EXPECT_EQ(t.keys, (std::vector<std::string>{"model.moe.router"}));  // the game and the seed do not group
   ASSERT_EQ(t.groups.size(), 2u);
   for (const auto& g : t.groups) EXPECT_EQ(g.protocol, "gymnax");
@@ -225,13 +225,13 @@ TEST(CompareAggregate, PerGameAndAcrossGamesWithTheProtocol) {
   std::string md = aggregate_markdown(t);
   EXPECT_NE(md.find("| \"top_k\" | gymnax | eval/return | breakout | 5 | 3 ["), std::string::npos) << md;
   json j = json::parse(aggregate_json(t));
-  EXPECT_EQ(j["stratify_by"], "rl.game");
+  EXPECT_EQ(j["stratify_by"], "env.game");
   EXPECT_EQ(j["rows"][0]["protocol"], "gymnax");
   EXPECT_EQ(j["normalization"]["eval/return"]["breakout"], json::array({1.0, 10.0}));
 
   // The mean ± std table keeps the protocol as a column although every run shares it.
   CompareTable c = compare_runs(dirs);
-  EXPECT_NE(std::find(c.keys.begin(), c.keys.end(), "rl.protocol"), c.keys.end());
+  EXPECT_NE(std::find(c.keys.begin(), c.keys.end(), "env.protocol"), c.keys.end());
 }
 
 TEST(CompareAggregate, TooFewSeedsGiveNoIntervalsAndReferencesNormalize) {
@@ -249,6 +249,32 @@ TEST(CompareAggregate, TooFewSeedsGiveNoIntervalsAndReferencesNormalize) {
   EXPECT_NEAR(row_of(t, "top_k", "all").mean.point, 0.2, 1e-12);
   EXPECT_EQ(t.normalization.at("eval/return").at("asterix"), std::make_pair(0.0, 4.0));
   EXPECT_NE(aggregate_markdown(t).find("(< 6 in a task)"), std::string::npos);
+}
+
+TEST(CompareAggregate, MultiGameRunsCountInEachGameTheyReport) {
+  // One network for all games (env.game = "all") reports eval/return/<game>; its seeds form one group
+  // whose per-game rows use those values.
+  fs::path root = fresh_dir("aggregate_stats", "multi");
+  for (int s = 0; s < 5; ++s) {
+    fs::path d = root / ("seed_" + std::to_string(s));
+    write_text(d / "config.toml", "task = \"pqn\"\nseed = " + std::to_string(s) + "\n[env]\ngame = \"all\"\nprotocol = \"gymnax\"\n");
+    json metrics = {{"eval/return", 0.0}, {"eval/return/breakout", 10.0 * s}, {"eval/return/asterix", 1.0 + s},
+                    {"eval/episode_length", 100.0}};
+    json summary = {{"status", "completed"}, {"headline_metrics", {"eval/return"}}, {"eval/return", 0.0}, {"metrics", metrics}};
+    write_text(d / "summary.json", summary.dump());
+  }
+  AggregateOptions o;
+  o.bootstrap.replicates = 200;
+  AggregateTable t = aggregate_runs(find_run_dirs({root}), o);
+  EXPECT_EQ(t.tasks, (std::vector<std::string>{"asterix", "breakout"}));  // "eval/episode_length" is no task
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_EQ(t.rows[0].task, "asterix");
+  EXPECT_DOUBLE_EQ(t.rows[0].iqm.point, 3.0);  // {1..5}: mean(2, 3, 4)
+  EXPECT_EQ(t.rows[1].task, "breakout");
+  EXPECT_DOUBLE_EQ(t.rows[1].iqm.point, 20.0);
+  EXPECT_EQ(t.rows[2].task, "all");
+  EXPECT_EQ(t.rows[2].runs, 10);
+  EXPECT_EQ(t.groups[0].protocol, "gymnax");
 }
 
 TEST(CompareAggregate, CommandWritesTheTablesAndRejectsABadReference) {
