@@ -35,11 +35,13 @@ void declare_rl_env_keys(Schema& s, const std::string& default_protocol, int64_t
   s.add_choice("env.protocol", default_protocol, {"paper", "gymnax", "custom"},
                "paper (6 actions, sticky 0.1, no time limit), gymnax (minimal actions, no stickiness, 1000 steps, "
                "Freeway 2500) or custom (the env.* keys below decide)");
-  s.add_float("env.sticky_action_prob", 0.1, "sticky-action probability (a named preset sets it; an explicit "
-                                             "value that differs is an error)").range(0, 1);
-  s.add_int("env.time_limit", 0, "truncate episodes after this many steps, 0: none (set by a named preset)").at_least(0);
-  s.add_bool("env.minimal_action_set", false, "each game's minimal action set (set by a named preset; multi-game "
-                                              "always uses the 6 actions)");
+  // No defaults: a named preset sets these, so a value given must agree with it (custom: paper's values).
+  s.add_float("env.sticky_action_prob", 0.1, "sticky-action probability (set by a named preset: a value that differs "
+                                             "is an error; custom default 0.1)").range(0, 1).no_default();
+  s.add_int("env.time_limit", 0, "truncate episodes after this many steps, 0: none (set by a named preset; custom "
+                                 "default 0)").at_least(0).no_default();
+  s.add_bool("env.minimal_action_set", false, "each game's minimal action set (set by a named preset; custom default "
+                                              "false; multi-game always uses the 6 actions)").no_default();
   s.add_bool("env.ramping", true, "difficulty ramping");
   s.add_int("env.num_envs", default_envs, "environments stepped together (per game)").range(1, 65536);
   s.add_int("env.threads", 1, "threads stepping the environments (results do not depend on it)").range(1, 256);
@@ -47,7 +49,7 @@ void declare_rl_env_keys(Schema& s, const std::string& default_protocol, int64_t
   s.add_check([](const Config& c, io::ConfigReporter& r) {
     const std::string protocol = c.get_string("env.protocol");
     const bool multi = c.get_string("env.game") == "all";
-    auto is_explicit = [&](const char* key) { return c.origin(key).kind != io::ConfigOrigin::Kind::Default; };
+    auto is_explicit = [&](const char* key) { return c.has(key); };
     if (multi && is_explicit("env.minimal_action_set") && c.get_bool("env.minimal_action_set"))
       r.error("env.minimal_action_set", "env.minimal_action_set = true contradicts env.game = \"all\": one network "
                                         "for the five games acts in the common 6-action set");
@@ -98,9 +100,9 @@ RlEnvSettings rl_env_settings(const Config& cfg) {
   else s.games = {rl::game_id_from_name(game)};
   s.protocol = cfg.get_string("env.protocol");
   if (s.protocol == "custom") {
-    s.sticky_action_prob = cfg.get_float("env.sticky_action_prob");
-    s.time_limit = static_cast<int>(cfg.get_int("env.time_limit"));
-    s.minimal_action_set = cfg.get_bool("env.minimal_action_set");
+    s.sticky_action_prob = cfg.has("env.sticky_action_prob") ? cfg.get_float("env.sticky_action_prob") : 0.1;
+    s.time_limit = cfg.has("env.time_limit") ? static_cast<int>(cfg.get_int("env.time_limit")) : 0;
+    s.minimal_action_set = cfg.has("env.minimal_action_set") && cfg.get_bool("env.minimal_action_set");
   } else {
     const rl::ProtocolPreset& p = rl::protocol_preset(s.protocol);
     s.sticky_action_prob = p.sticky_action_prob;
