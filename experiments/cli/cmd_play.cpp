@@ -1,5 +1,5 @@
 // `moelab play GAME`: play a MinAtar game in the terminal (arrow keys move, space fires).
-// `moelab play GAME --agent RUN_DIR [--video out.mp4]`: a trained dqn/pqn agent plays one greedy episode,
+// `moelab play GAME --agent RUN_DIR [--video out.mp4] [--frames DIR]`: a trained dqn/pqn agent plays one greedy episode,
 // with each step's chosen expert per token overlaid (experiments/lib/agent_play.h).
 #include <unistd.h>
 
@@ -16,7 +16,7 @@
 namespace {
 
 struct PlayArgs {
-  std::string game, agent, video;
+  std::string game, agent, video, frames;
   double speed = 8, sticky = 0.1, epsilon = 0;
   bool turn_based = false, no_ramping = false;
   int64_t seed = -1, checkpoint = -1, max_steps = 5000;
@@ -66,7 +66,8 @@ void run_agent() {
   options.max_steps = g_play.max_steps;
   options.epsilon = g_play.epsilon;
   options.video_path = g_play.video;
-  const bool animate = g_play.video.empty() && ::isatty(STDOUT_FILENO);
+  options.frames_dir = g_play.frames;
+  const bool animate = g_play.video.empty() && g_play.frames.empty() && ::isatty(STDOUT_FILENO);
   AgentEpisode ep = play_agent(g_play.agent, options, [&](const AgentStep& step, const uint8_t* obs, int channels) {
     if (!animate) return;
     std::cout << "\x1b[H" << agent_frame(step, obs, channels) << "\x1b[J" << std::flush;
@@ -84,6 +85,7 @@ void run_agent() {
     std::cout << "\n";
   }
   if (!g_play.video.empty()) std::cout << "video: " << g_play.video << " (" << ep.video_frames << " frames)\n";
+  if (!g_play.frames.empty()) std::cout << "frames: " << g_play.frames << "/frame_*.png (" << ep.video_frames << ")\n";
 }
 
 void run_play() {
@@ -123,6 +125,7 @@ moelab::cli::Registration reg{"play", "Play a MinAtar game in the terminal, or w
                                                "protocol (--sticky, --no-ramping ignored)")
                                     ->check(CLI::ExistingDirectory);
                                 sub.add_option("--video", g_play.video, "with --agent: write the episode to .mp4 or .avi");
+                                sub.add_option("--frames", g_play.frames, "with --agent: write every frame as PNG into this directory");
                                 sub.add_option("--checkpoint", g_play.checkpoint, "with --agent: checkpoint step (default newest)");
                                 sub.add_option("--max-steps", g_play.max_steps, "with --agent: stop after this many steps")
                                     ->check(CLI::PositiveNumber);

@@ -127,9 +127,17 @@ AgentEpisode play_agent(const fs::path& run_dir, const AgentPlayOptions& options
   nn::Batch batch;
   batch.labels = Tensor::from_vector(std::vector<int64_t>{game_row}, Shape{1});
   std::vector<uint8_t> bytes, obs;
+  if (!options.frames_dir.empty()) fs::create_directories(options.frames_dir);
   auto add_frame = [&](const uint8_t* o, const AgentStep* s) {
-    if (!video && options.video_path.empty()) return;
+    if (options.video_path.empty() && options.frames_dir.empty()) return;
     cv::Mat frame = render_agent_frame(o, C, s, ep.tokenization, options.cell_pixels);
+    if (!options.frames_dir.empty()) {
+      char name[32];
+      std::snprintf(name, sizeof name, "frame_%05lld.png", static_cast<long long>(ep.video_frames));
+      rl::write_png((fs::path(options.frames_dir) / name).string(), frame);
+    }
+    ++ep.video_frames;
+    if (options.video_path.empty()) return;
     if (!video) video = std::make_unique<rl::VideoRecorder>(options.video_path, options.fps, frame.cols, frame.rows);
     video->add_frame(frame);
   };
@@ -171,11 +179,8 @@ AgentEpisode play_agent(const fs::path& run_dir, const AgentPlayOptions& options
     }
   }
   // The last board: the episode's final observation when it ended (the env has already reset).
-  if (video) {
-    add_frame(ep.ended ? venv.final_observations() : venv.observations(), nullptr);
-    ep.video_frames = video->frames();
-    video->close();
-  }
+  add_frame(ep.ended ? venv.final_observations() : venv.observations(), nullptr);
+  if (video) video->close();
   return ep;
 }
 

@@ -22,6 +22,7 @@ struct AgentPlayOptions {
   double epsilon = 0;                   // 0: greedy; else ε-greedy from RngStream(seed, "play")
   int cell_pixels = 32;
   std::string video_path;               // .mp4 or .avi (empty: none)
+  std::string frames_dir;               // PNG frames frame_00000.png ... (empty: none)
   double fps = 10;
 };
 
@@ -51,7 +52,7 @@ struct AgentEpisode {
   bool ended = false;                   // terminated or truncated (else max_steps was reached)
   // Per layer path: how many tokens went to each expert over the episode.
   std::vector<std::pair<std::string, std::vector<int64_t>>> expert_tokens;
-  int64_t video_frames = 0;
+  int64_t video_frames = 0;             // frames rendered (video and/or PNGs)
 };
 
 // obs: (10, 10, C) -> the rendered board with each step's experts drawn on it: per_conv tokens (8 x 8 conv

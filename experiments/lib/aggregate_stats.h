@@ -1,8 +1,7 @@
 #pragma once
-// Aggregate scores over runs and tasks with interval estimates, after Agarwal et al., "Deep RL at the Edge
-// of the Statistical Precipice" (NeurIPS 2021): interquartile mean, optimality gap, probability of
-// improvement, and percentile confidence intervals from the stratified bootstrap (runs resampled with
-// replacement within each task). Scores are given per task: scores[task][run]; tasks may differ in runs.
+// Scores over runs and tasks with intervals (Agarwal et al., NeurIPS 2021): interquartile mean, optimality
+// gap, probability of improvement, and percentile intervals of the stratified bootstrap (runs resampled
+// with replacement within each task). Scores come per task: scores[task][run]; tasks may differ in runs.
 #include <cstdint>
 #include <functional>
 #include <vector>

@@ -1,9 +1,7 @@
 #pragma once
-// The interval part of `moelab compare` and `moelab sweep`: per group of runs (config keys that differ,
-// seed and the task key excluded) and headline metric, the interquartile mean and mean with stratified
-// bootstrap confidence intervals per task (a game) and across tasks, the optimality gap, and the
-// probability of improving on the first group (experiments/lib/aggregate_stats.h). Each row records
-// the runs' protocol preset (`env.protocol` or `rl.protocol`) when their config has one.
+// `moelab compare`/`sweep`'s intervals: per group of runs (differing config keys; seed and the task key
+// excluded) and headline metric, IQM and mean with stratified-bootstrap intervals per task (a game) and
+// across tasks, optimality gap, P(improvement) over the first group; each row with its protocol preset.
 #include <cstdint>
 #include <filesystem>
 #include <map>

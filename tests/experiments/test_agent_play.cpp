@@ -73,6 +73,7 @@ TEST(AgentPlay, VideoHoldsEveryFrameWithTheExpertsOnTheBoard) {
   o.seed = 5;
   o.max_steps = 30;
   o.video_path = (fresh_dir("agent_play", "video") / "episode.avi").string();
+  o.frames_dir = (fs::path(o.video_path).parent_path() / "frames").string();
   AgentStep first;
   std::vector<uint8_t> first_obs;
   AgentEpisode ep = play_agent(run, o, [&](const AgentStep& s, const uint8_t* obs, int channels) {
@@ -85,6 +86,10 @@ TEST(AgentPlay, VideoHoldsEveryFrameWithTheExpertsOnTheBoard) {
   cv::VideoCapture cap(o.video_path);
   ASSERT_TRUE(cap.isOpened());
   EXPECT_EQ(static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT)), ep.steps + 1);
+  EXPECT_TRUE(fs::exists(fs::path(o.frames_dir) / "frame_00000.png"));
+  char last[32];
+  std::snprintf(last, sizeof last, "frame_%05lld.png", static_cast<long long>(ep.steps));
+  EXPECT_TRUE(fs::exists(fs::path(o.frames_dir) / last));
 
   // The conv position (0, 0)'s expert frames cell (1, 1); position (7, 7)'s frames cell (8, 8).
   cv::Mat frame = render_agent_frame(first_obs.data(), 4, &first, "per_conv", 32);
