@@ -3,6 +3,8 @@
 // Breakout well above an untrained network, and bad configs are errors at the key.
 #include <gtest/gtest.h>
 
+#include "core/autograd/autograd.h"
+#include "experiments/lib/tasks/rl_agent.h"
 #include "experiments/moelab_cli_util.h"
 
 namespace moelab::testing {
@@ -123,7 +125,15 @@ void expect_resume_equals_uninterrupted(const std::string& test, const std::stri
     EXPECT_EQ(read_text(root / "reference" / "ckpt" / step_dir / f), read_text(root / "interrupted" / "ckpt" / step_dir / f))
         << f << " differs after resume";
   json s = json::parse(read_text(root / "reference" / "summary.json"));
-  EXPECT_TRUE(s["eval/return"].is_number());
+  ASSERT_TRUE(s["eval/return"].is_number());
+
+  // The run directory rebuilds the agent (config + weights): its greedy episodes give the run's final return.
+  experiments::RlAgent agent = experiments::load_rl_agent(root / "reference");
+  EXPECT_EQ(agent.step, last_step);
+  experiments::EvalContext ec(*agent.network, agent.step, true, 0, Device::cpu());
+  NoGradGuard no_grad;
+  const auto e = experiments::evaluate_greedy(ec, agent.cfg, agent.env, *agent.encoder, agent.seed);
+  EXPECT_EQ(e.metrics.at("eval/return"), s["eval/return"].get<double>());
 }
 
 // Stopped after step 11: inside a rollout's minibatches (4 per rollout), between checkpoints.
@@ -192,6 +202,13 @@ TEST(RlTasks, BadConfigsAreErrorsAtTheKey) {
   expect_error({"+env.time_limit=500"}, "env.time_limit = 500 contradicts env.protocol = \"gymnax\"");
   expect_error({"env.game_id_input=true"}, "env.game_id_input needs env.game = \"all\"");
   expect_error({"agent.minibatches=3"}, "agent.minibatches = 3 does not divide");
+  // Evaluations every N frames need a task with frames.
+  CommandResult toy = run_moelab({"run", std::string(MOELAB_SOURCE_DIR) + "/configs/toy_mixture.toml", "train.eval_every_frames=100",
+                                  "--run-dir", (root / "toy").string(), "--progress", "none"});
+  EXPECT_EQ(toy.exit_code, 2) << toy.output;
+  EXPECT_NE(toy.output.find("<override 1: train.eval_every_frames=100>: train.eval_every_frames needs a task that plays environment frames"),
+            std::string::npos)
+      << toy.output;
 
   // In a file the error names file:line:col of the key.
   fs::path in_file = root / "conflict.toml";

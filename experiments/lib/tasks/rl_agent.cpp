@@ -7,7 +7,9 @@
 #include <numeric>
 
 #include "core/autograd/autograd.h"
+#include "experiments/lib/checkpoint.h"
 #include "experiments/lib/moe_support.h"
+#include "experiments/lib/run_config.h"
 
 namespace moelab::experiments {
 
@@ -253,6 +255,49 @@ std::vector<uint8_t> tensor_to_bytes(const Tensor& t) {
   std::vector<uint8_t> bytes(n);
   if (n) std::memcpy(bytes.data(), words.data() + 2, n);
   return bytes;
+}
+
+std::vector<float> RlAgent::q_values(rl::GameId game, const uint8_t* obs, int n, moe::RoutingLog* routing) const {
+  NoGradGuard no_grad;
+  std::vector<uint8_t> bytes;
+  encoder->append(game, obs, n, bytes);
+  nn::Batch b;
+  b.images = encoder->to_tensor(bytes, n, Device::cpu());
+  int64_t label = 0;
+  for (size_t i = 0; i < env.games.size(); ++i)
+    if (env.games[i] == game) label = static_cast<int64_t>(i);
+  b.labels = Tensor::from_vector(std::vector<int64_t>(n, label), Shape{n});
+  nn::ForwardContext ctx(b, step, nn::evaluation_draw_key(seed, step));
+  ctx.routing = routing;
+  return network->forward(b.images, ctx).to_vector<float>();
+}
+
+RlAgent load_rl_agent(const std::filesystem::path& run_dir, std::optional<int64_t> step) {
+  const std::filesystem::path config_path = run_dir / "config.toml";
+  MOELAB_CHECK(std::filesystem::exists(config_path), run_dir.string() << " has no config.toml: is it a moelab run directory?");
+  RlAgent agent;
+  agent.cfg = load_run_config(config_path.string(), {});
+  const std::string task = agent.cfg.get_string("task");
+  MOELAB_CHECK(task == "dqn" || task == "pqn", run_dir.string() << " is a run of task " << task << ", not an RL agent (dqn, pqn)");
+  CheckpointInfo info;
+  if (step) {
+    info = find_checkpoint(run_dir, *step);
+  } else {
+    auto latest = latest_checkpoint(run_dir);
+    MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
+    info = *latest;
+  }
+  agent.step = info.step;
+  agent.seed = static_cast<uint64_t>(agent.cfg.get_int("seed"));
+  agent.env = rl_env_settings(agent.cfg);
+  agent.encoder = std::make_shared<ObservationEncoder>(agent.env);
+  RngStream init(agent.seed, "init");
+  agent.network = std::make_shared<rl::QNetwork>(
+      q_network_options(agent.cfg, agent.encoder->channels(), agent.encoder->num_actions()), init);
+  const CheckpointData d = read_checkpoint(info);
+  load_model_state(*agent.network, d, info);
+  agent.network->eval();
+  return agent;
 }
 
 }  // namespace moelab::experiments

@@ -3,7 +3,9 @@
 // the key, model.* keys of the Q-network (rl/agents/q_network.h), observation encoding for one game or the
 // common multi-game layout, greedy evaluation episodes, and byte blobs in checkpoint tensors.
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,5 +80,23 @@ std::vector<uint8_t> tensor_to_bytes(const Tensor& t);
 // ε-greedy over a q tensor's rows [row0, row0 + n) (q on the host, (rows, A)).
 void select_actions(rl::EpsilonGreedy& explore, const std::vector<float>& q, int row0, int n, int num_actions,
                     double epsilon, int* actions);
+
+// A trained agent rebuilt from a run directory (config.toml and a checkpoint's model.safetensors), for
+// players and analyses: the network in eval mode, its environment settings and observation encoding.
+struct RlAgent {
+  Config cfg;
+  RlEnvSettings env;
+  std::shared_ptr<ObservationEncoder> encoder;
+  std::shared_ptr<rl::QNetwork> network;
+  int64_t step = 0;  // the checkpoint's
+  uint64_t seed = 0;
+  // Q-values (n, num_actions) of n observations of `game` in its own layout ((n, 10, 10, C_game) bytes);
+  // with `routing`, the MoE layer's choices are tallied there (the game as label).
+  std::vector<float> q_values(rl::GameId game, const uint8_t* obs, int n, moe::RoutingLog* routing = nullptr) const;
+  // An action of the common set to the one the game's VectorEnv takes.
+  int env_action(rl::GameId game, int action) const { return env.multi_game ? rl::env_action(game, action, false) : action; }
+};
+// The newest complete checkpoint, or `step`'s. Throws moelab::Error for a run of another task or none.
+RlAgent load_rl_agent(const std::filesystem::path& run_dir, std::optional<int64_t> step = std::nullopt);
 
 }  // namespace moelab::experiments
