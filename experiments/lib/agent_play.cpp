@@ -6,11 +6,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/autograd/autograd.h"
-#include "core/nn/context.h"
 #include "core/util/check.h"
-#include "experiments/lib/checkpoint.h"
-#include "experiments/lib/run_config.h"
 #include "experiments/lib/tasks/rl_agent.h"
 #include "rl/envs/render.h"
 
@@ -71,35 +67,9 @@ cv::Mat render_agent_frame(const uint8_t* obs, int channels, const AgentStep* st
 
 AgentEpisode play_agent(const fs::path& run_dir, const AgentPlayOptions& options,
                         const std::function<void(const AgentStep&, const uint8_t*, int)>& on_step) {
-  const fs::path config_path = run_dir / "config.toml";
-  MOELAB_CHECK(fs::exists(config_path), run_dir.string() << " has no config.toml: is it a moelab run directory?");
-  Config cfg = load_run_config(config_path.string(), {});
-  MOELAB_CHECK(cfg.has("env.game") && cfg.has("model.penultimate"),
-               run_dir.string() << ": task '" << cfg.get_string("task") << "' is not an RL agent (moelab play --agent needs a dqn or pqn run)");
-  CheckpointInfo info;
-  if (options.checkpoint) {
-    info = find_checkpoint(run_dir, *options.checkpoint);
-  } else {
-    auto latest = latest_checkpoint(run_dir);
-    MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
-    info = *latest;
-  }
-  CheckpointData data = read_checkpoint(info);
-
-  // The task builds the network exactly as training did; its environments are not used.
-  auto task = find_task(cfg.get_string("task")).make();
-  TaskContext ctx;
-  ctx.seed = static_cast<uint64_t>(cfg.get_int("seed"));
-  task->build(cfg, ctx);
-  std::shared_ptr<nn::Module> model = task->make_model();
-  auto* qnet = dynamic_cast<rl::QNetwork*>(model.get());
-  MOELAB_CHECK(qnet, run_dir.string() << ": the model of task '" << cfg.get_string("task") << "' is a " << model->type_name()
-                                      << ", not a Q-network");
-  load_model_state(*model, data, info);
-  model->eval();
-
-  const RlEnvSettings env = rl_env_settings(cfg);
-  const ObservationEncoder encoder(env);
+  // The network, environment settings and encoding exactly as training built them (rl_agent.h).
+  const RlAgent agent = load_rl_agent(run_dir, options.checkpoint);
+  const RlEnvSettings& env = agent.env;
   std::vector<std::string> trained;
   for (rl::GameId g : env.games) trained.emplace_back(rl::game_info(g).name);
   rl::GameId game = env.games.front();
@@ -111,22 +81,19 @@ AgentEpisode play_agent(const fs::path& run_dir, const AgentPlayOptions& options
     MOELAB_CHECK(it != env.games.end(), run_dir.string() << " was trained on " << names << ", not " << options.game);
     game = wanted;
   }
-  const int64_t game_row = std::find(env.games.begin(), env.games.end(), game) - env.games.begin();
 
   rl::VectorEnv venv(vector_env_config(env, game, 1, options.seed, 1));
   venv.reset();
   AgentEpisode ep;
   ep.game = rl::game_info(game).name;
   ep.protocol = env.protocol;
-  ep.tokenization = cfg.get_string("model.tokenization");
-  ep.checkpoint_step = info.step;
+  ep.tokenization = agent.cfg.get_string("model.tokenization");
+  ep.checkpoint_step = agent.step;
   std::unique_ptr<rl::VideoRecorder> video;
-  const int A = encoder.num_actions(), C = venv.channels();
+  const int A = agent.encoder->num_actions(), C = venv.channels();
   rl::EpsilonGreedy explore(options.seed, "play");
-  EvalContext ec(*model, info.step, true, nn::evaluation_draw_key(ctx.seed, info.step), Device::cpu());
-  nn::Batch batch;
-  batch.labels = Tensor::from_vector(std::vector<int64_t>{game_row}, Shape{1});
-  std::vector<uint8_t> bytes, obs;
+  moe::RoutingLog routing(true);  // keeps each layer's latest record: this step's choices
+  std::vector<uint8_t> obs;
   if (!options.frames_dir.empty()) fs::create_directories(options.frames_dir);
   auto add_frame = [&](const uint8_t* o, const AgentStep* s) {
     if (options.video_path.empty() && options.frames_dir.empty()) return;
@@ -141,22 +108,18 @@ AgentEpisode play_agent(const fs::path& run_dir, const AgentPlayOptions& options
     if (!video) video = std::make_unique<rl::VideoRecorder>(options.video_path, options.fps, frame.cols, frame.rows);
     video->add_frame(frame);
   };
-  NoGradGuard no_grad;
   for (int64_t t = 0; t < options.max_steps && !ep.ended; ++t) {
     obs.assign(venv.observations(), venv.observations() + venv.observation_size());
-    bytes.clear();
-    encoder.append(game, obs.data(), 1, bytes);
-    batch.images = encoder.to_tensor(bytes, 1, Device::cpu());
     AgentStep step;
     step.t = t;
     step.return_before = ep.episode_return;
     step.tokenization = ep.tokenization;
-    step.q = ec.run(batch, [&](nn::ForwardContext& fctx) { return model->forward(batch.images, fctx); }).to_vector<float>();
+    step.q = agent.q_values(game, obs.data(), 1, &routing);
     MOELAB_CHECK(static_cast<int>(step.q.size()) == A, "the network gave " << step.q.size() << " Q-values for " << A << " actions");
     explore.select(step.q.data(), 1, A, options.epsilon, &step.action);
-    step.env_action = env.multi_game ? rl::env_action(game, step.action, false) : step.action;
-    for (const auto& [path, tally] : ec.routing.layers()) {
-      const moe::RoutingRecord* rec = ec.routing.record(path);
+    step.env_action = agent.env_action(game, step.action);
+    for (const auto& [path, tally] : routing.layers()) {
+      const moe::RoutingRecord* rec = routing.record(path);
       if (!rec) continue;
       step.layers.push_back({path, tally.num_experts, moe::top_expert_per_token(*rec)});
     }
