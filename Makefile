@@ -8,7 +8,8 @@ CMAKE_ARGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libopenblas-openmp-dev libtomlplusplus-dev \
   libsentencepiece-dev libopencv-dev nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin \
   libgtest-dev zlib1g-dev dataset-fashion-mnist \
-  fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl fortunes-cs python3 wordnet-base dict-gcide
+  fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl fortunes-cs python3 wordnet-base dict-gcide \
+  xz-utils zstd p7zip-full
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -1,9 +1,11 @@
 // `moelab sweep SWEEP.toml [--jobs N] [--out DIR]`: runs a grid of configs x seeds, skipping finished
-// runs, then writes the comparison table (compare.md/.csv/.html) into the sweep directory.
+// runs, then writes the comparison tables (compare.md/.csv/.html, aggregate.md/.csv/.json) into the sweep
+// directory.
 #include <iostream>
 
 #include "experiments/cli/command.h"
 #include "experiments/lib/compare.h"
+#include "experiments/lib/compare_aggregate.h"
 #include "experiments/lib/sweep.h"
 #include "experiments/lib/task.h"
 
@@ -49,7 +51,13 @@ void sweep_command() {
   if (!dirs.empty()) {
     CompareTable table = compare_runs(dirs);
     write_compare_files(table, spec.out_dir);
-    std::cout << "\n" << compare_markdown(table) << "\ncomparison: " << (spec.out_dir / "compare.html").string() << "\n";
+    // IQM with bootstrap intervals per task and across tasks (default options; moelab compare takes others).
+    AggregateTable aggregate = aggregate_runs(dirs, AggregateOptions{});
+    write_aggregate_files(aggregate, spec.out_dir);
+    std::cout << "\n" << compare_markdown(table);
+    if (has_intervals(aggregate)) std::cout << "\n" << aggregate_markdown(aggregate);
+    std::cout << "\ncomparison: " << (spec.out_dir / "compare.html").string() << ", "
+              << (spec.out_dir / "aggregate.md").string() << "\n";
   }
   cli::set_exit_code(res.failed > 0 ? cli::kRunFailed : cli::kOk);
 }

@@ -103,7 +103,8 @@ CompareTable compare_runs(const std::vector<fs::path>& run_dirs) {
     if (excluded_key(k)) continue;
     std::set<std::string> values;
     for (const auto& r : runs) values.insert(r.config.count(k) ? r.config.at(k) : "(unset)");
-    if (values.size() > 1) t.keys.push_back(k);
+    // The protocol preset is shown even when every run shares it: results compare only within one.
+    if (values.size() > 1 || k == "env.protocol" || k == "rl.protocol") t.keys.push_back(k);
   }
   // Metrics: headline metrics in first-seen order, final_train_loss, then routing MI per layer.
   std::set<std::string> mseen;

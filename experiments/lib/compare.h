@@ -1,7 +1,7 @@
 #pragma once
-// `moelab compare`: final metrics of several runs side by side. Runs are grouped by the config keys
-// whose values differ between them (seed, name and notes.* excluded), so the seeds of one sweep point
-// form one row with mean ± std (sample standard deviation) per metric.
+// `moelab compare`: final metrics of runs side by side, grouped by the config keys that differ (seed, name,
+// notes.* excluded; env.protocol / rl.protocol always shown), mean ± sample std per metric over the seeds
+// of a group. Interquartile means with bootstrap intervals: compare_aggregate.h.
 #include <cstdint>
 #include <filesystem>
 #include <string>

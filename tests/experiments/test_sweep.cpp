@@ -85,7 +85,8 @@ TEST_F(SweepTest, RunsEveryPointAndComparesTheSeeds) {
   EXPECT_EQ(count_lines_starting(first_.output, "start "), 4);
 
   // The comparison written at the end: one row per router, mean ± std over the two seeds.
-  for (const char* f : {"compare.md", "compare.csv", "compare.html"}) EXPECT_TRUE(fs::exists(out_ / f)) << f;
+  for (const char* f : {"compare.md", "compare.csv", "compare.html", "aggregate.md", "aggregate.csv", "aggregate.json"})
+    EXPECT_TRUE(fs::exists(out_ / f)) << f;
   auto rows = read_csv(out_ / "compare.csv");
   ASSERT_EQ(rows.size(), 3u);  // header + one row per router
   EXPECT_EQ(rows[0][0], "model.moe.router");
