@@ -321,7 +321,9 @@ std::vector<OpCase> build_table() {
         [log_scale](InputGen& g, const Shapes& s) {
           return std::vector<Tensor>{g.real(s[0]), g.real(s[1]), Tensor::scalar(log_scale)};
         },
-        one([](auto& x) { return contrastive_loss(x[0], x[1], cast(x[2], x[0].dtype())); }));
+        one([](auto& x) { return contrastive_loss(x[0], x[1], cast(x[2], x[0].dtype())); }))
+        // logits up to 100 * 4 * 4 in f32: the gradients' rounding is that of values near 1e3
+        ->max_nmse = log_scale > 4.6 ? 1e-10 : 1e-11;
   row("mse_loss", kFloat, {{Shape{4, 5}, Shape{4, 5}}, {Shape{1}, Shape{1}}}, reals(),
       one([](auto& x) { return mse_loss(x[0], x[1]); }));
   row("huber_loss", kFloat, {{Shape{4, 5}, Shape{4, 5}}, {Shape{7}, Shape{7}}}, reals(),
