@@ -16,6 +16,8 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& opt, RngStream
   ao.num_heads = opt.num_heads;
   ao.causal = opt.causal;
   ao.qkv_bias = opt.qkv_bias;
+  ao.rotary = opt.rotary;
+  ao.rotary_base = opt.rotary_base;
   ao.init = opt.init;
   ao.dtype = opt.dtype;
   attn = register_module("attn", std::make_shared<MultiHeadAttention>(ao, rng));
@@ -39,11 +41,13 @@ void TransformerBlock::set_ffn(std::shared_ptr<Module> f) {
   ffn = std::move(f);
 }
 
-Tensor TransformerBlock::forward(const Tensor& x, ForwardContext& ctx) {
+Tensor TransformerBlock::forward(const Tensor& x, ForwardContext& ctx) { return forward(x, ctx, nullptr); }
+
+Tensor TransformerBlock::forward(const Tensor& x, ForwardContext& ctx, KVCache* cache) {
   MOELAB_CHECK(x.dim() == 3 && x.size(2) == options.dim, "TransformerBlock(dim " << options.dim << "): input "
                                                                                  << x.shape().str()
                                                                                  << " is not (B, T, d)");
-  Tensor a = attn->forward(norm1->forward(x), ctx);
+  Tensor a = attn->forward(norm1->forward(x), ctx, cache);
   if (drop) a = drop->forward(a, ctx);
   Tensor h = x + a;
   Tensor f = ffn->forward(norm2->forward(h), ctx);

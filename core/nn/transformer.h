@@ -20,6 +20,8 @@ struct TransformerBlockOptions {
   double ln_eps = 1e-5;
   double dropout = 0.0;     // residual dropout after attention and after the FFN (training only)
   bool qkv_bias = true;
+  bool rotary = false;           // rotary positions on q and k (AttentionOptions::rotary)
+  double rotary_base = 10000.0;
   std::string ffn_name = "mlp";  // the FFN's child name in parameter paths ("mlp", "moe")
   // Used only when no FFN is given: the dense MLP of width mlp_ratio * dim.
   double mlp_ratio = 4.0;
@@ -36,6 +38,9 @@ class TransformerBlock : public Module {
   // x: (B, T, d) -> (B, T, d); attention masks keys by ctx.batch().padding_mask (and causally when set).
   Tensor forward(const Tensor& x, ForwardContext& ctx) override;
   using Module::forward;
+  // The same with the attention's key/value cache (MultiHeadAttention::forward with a cache): x holds the
+  // next tokens of the cached sequences. cache == nullptr is forward(x, ctx).
+  Tensor forward(const Tensor& x, ForwardContext& ctx, KVCache* cache);
   // Swaps the FFN (same child name), e.g. for an MoE layer built after the block.
   void set_ffn(std::shared_ptr<Module> ffn);
 
