@@ -5,8 +5,6 @@
 #include <cmath>
 #include <sstream>
 
-#include "core/moe/moe_layer.h"
-#include "core/nn/init.h"
 #include "core/ops/ops.h"
 #include "core/util/check.h"
 #include "vision/data/scene.h"
@@ -110,37 +108,30 @@ TransformerTextTower::TransformerTextTower(const TextTowerOptions& o, RngStream&
     : TextTower("TransformerTextTower"), options(o) {
   MOELAB_CHECK(o.dim % o.num_heads == 0, "text tower: dim " << o.dim << " is not a multiple of num_heads "
                                                             << o.num_heads);
-  embed = register_module("embed", std::make_shared<nn::Embedding>(o.vocab_size, o.dim, rng, o.init, o.dtype));
-  Tensor pos = Tensor::zeros({1, o.max_len, o.dim}, o.dtype);
-  nn::trunc_normal_(pos, 0.0, 0.02, -0.04, 0.04, rng);
-  pos_embed = register_parameter("pos_embed", pos);
-  blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
-  const int64_t d_ff = static_cast<int64_t>(std::llround(o.mlp_ratio * double(o.dim)));
-  for (int64_t i = 0; i < o.depth; ++i) {
-    nn::TransformerBlockOptions bo;
-    bo.dim = o.dim;
-    bo.num_heads = o.num_heads;
-    bo.mlp_ratio = o.mlp_ratio;
-    bo.init = o.init;
-    bo.dtype = o.dtype;
-    std::shared_ptr<nn::Module> ffn;
-    if (std::find(o.moe_layers.begin(), o.moe_layers.end(), i) != o.moe_layers.end()) {
-      bo.ffn_name = "moe";
-      moe::MoELayerOptions mo{.d_model = o.dim, .d_ff = d_ff, .seq_len = o.max_len, .init = o.init, .dtype = o.dtype};
-      ffn = std::make_shared<moe::MoELayer>(o.moe, mo, rng);
-    }
-    blocks->push_back(std::make_shared<nn::TransformerBlock>(bo, rng, ffn));
-  }
-  norm = register_module("norm", std::make_shared<nn::LayerNorm>(o.dim, 1e-5, true, o.dtype));
+  text::TextTransformerOptions t;
+  t.vocab_size = o.vocab_size;
+  t.dim = o.dim;
+  t.depth = o.depth;
+  t.num_heads = o.num_heads;
+  t.mlp_ratio = o.mlp_ratio;
+  t.causal = false;
+  t.positions = text::PositionKind::learned;
+  t.max_len = o.max_len;
+  t.init = o.init;
+  t.moe_layers = o.moe_layers;
+  t.dtype = o.dtype;
+  text::FfnFactory make_moe;
+  if (!o.moe_layers.empty()) make_moe = text::moe_layer_factory(o.moe, t, o.max_len);
+  encoder = register_module("encoder", std::make_shared<text::TextTransformer>(t, rng, make_moe));
   proj = register_module("proj", std::make_shared<nn::Linear>(o.dim, o.out_dim, true, rng, o.init, o.dtype));
 }
 
 Tensor TransformerTextTower::encode(const Tensor& tokens, const Tensor& padding_mask, nn::ForwardContext& ctx) {
-  const int64_t t = tokens.size(1);
-  MOELAB_CHECK(t <= options.max_len, "text tower: " << t << " tokens exceed max_len " << options.max_len);
-  Tensor x = embed->forward(tokens) + slice(pos_embed, 1, 0, t);
-  for (size_t i = 0; i < blocks->size(); ++i) x = (*blocks)[i].forward(x, ctx);
-  return proj->forward(masked_mean(norm->forward(x), padding_mask));
+  MOELAB_CHECK(tokens.size(1) <= options.max_len,
+               "text tower: " << tokens.size(1) << " tokens exceed max_len " << options.max_len);
+  MOELAB_CHECK(ctx.batch().padding_mask.defined() && ctx.batch().padding_mask.shape() == padding_mask.shape(),
+               "text tower: the forward context must carry the tokens' padding mask");
+  return proj->forward(encoder->encode(tokens, ctx));  // pools over ctx.batch().padding_mask
 }
 
 }  // namespace moelab::experiments

@@ -10,6 +10,7 @@
 #include "core/nn/layers.h"
 #include "core/nn/module.h"
 #include "core/nn/transformer.h"
+#include "text/model/text_transformer.h"
 
 namespace moelab::experiments {
 
@@ -63,17 +64,14 @@ class BowTextTower : public TextTower {
   std::shared_ptr<nn::Linear> fc1, proj;
 };
 
-// Transformer encoder: word + learned position embeddings, pre-LN blocks (MoE FFNs in chosen blocks) whose
-// attention skips padding, a final LayerNorm, the mean over real words and a linear projection.
+// Transformer encoder: the text transformer of text/model in encoder mode (bidirectional, learned positions,
+// padding masked, MoE FFNs in chosen blocks), its mean over the real words, then a linear projection.
 class TransformerTextTower : public TextTower {
  public:
   TransformerTextTower(const TextTowerOptions& o, RngStream& rng);
   Tensor encode(const Tensor& tokens, const Tensor& padding_mask, nn::ForwardContext& ctx) override;
   TextTowerOptions options;
-  std::shared_ptr<nn::Embedding> embed;
-  Tensor pos_embed;  // (1, max_len, dim)
-  std::shared_ptr<nn::ModuleList> blocks;
-  std::shared_ptr<nn::LayerNorm> norm;
+  std::shared_ptr<text::TextTransformer> encoder;
   std::shared_ptr<nn::Linear> proj;
 };
 
