@@ -121,6 +121,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                      int64_t ignore_index = -100);
 Tensor mse_loss(const Tensor& pred, const Tensor& target);
 Tensor huber_loss(const Tensor& pred, const Tensor& target, double delta = 1.0);
+// Symmetric InfoNCE (CLIP; contrastive.cpp). image, text: (N, D) embeddings (pair i matches pair i),
+// log_scale: 0-d or (1) learnable log of the logit scale s = min(exp(log_scale), max_scale) -> 0-d
+// (CE(s image text^T, diag) + CE(s text image^T, diag)) / 2; no gradient to log_scale at the clamp.
+Tensor contrastive_loss(const Tensor& image, const Tensor& text, const Tensor& log_scale, double max_scale = 100.0);
 
 // ---- random (random.cpp); draws come from an RngStream (core/util/rng.h) ----
 class RngStream;

@@ -314,6 +314,16 @@ std::vector<OpCase> build_table() {
     row("cross_entropy_3d" + s, kFloat, {{}}, ce_inputs(Shape{2, 3, 11}, DType::i32),
         one([smoothing](auto& x) { return cross_entropy(x[0], x[1], smoothing); }));
   }
+  // InfoNCE: log scale 1.2 (s = 3.3, below the clamp) and 5 (s = 148, clamped at 100); N = 1 too
+  for (double log_scale : {1.2, 5.0})
+    row(std::string("contrastive_loss") + (log_scale > 4.6 ? "_clamped" : ""), kFloat,
+        {{Shape{6, 4}, Shape{6, 4}}, {Shape{1, 3}, Shape{1, 3}}, {Shape{9, 17}, Shape{9, 17}}},
+        [log_scale](InputGen& g, const Shapes& s) {
+          return std::vector<Tensor>{g.real(s[0]), g.real(s[1]), Tensor::scalar(log_scale)};
+        },
+        one([](auto& x) { return contrastive_loss(x[0], x[1], cast(x[2], x[0].dtype())); }))
+        // logits up to 100 * 4 * 4 in f32: the gradients' rounding is that of values near 1e3
+        ->max_nmse = log_scale > 4.6 ? 1e-10 : 1e-11;
   row("mse_loss", kFloat, {{Shape{4, 5}, Shape{4, 5}}, {Shape{1}, Shape{1}}}, reals(),
       one([](auto& x) { return mse_loss(x[0], x[1]); }));
   row("huber_loss", kFloat, {{Shape{4, 5}, Shape{4, 5}}, {Shape{7}, Shape{7}}}, reals(),

@@ -307,6 +307,15 @@ std::vector<GradCase> build_grad_table() {
                                      Tensor::from_vector<int64_t>({1, 3, -100, 0, 2, 2}, Shape{2, 3})};
         },
         [smoothing](auto& x) { return cross_entropy(x[0], x[1], smoothing); });
+  // InfoNCE in the embeddings and the log scale (s = e^0.7 ~ 2), and at the clamp (no gradient to log_scale)
+  for (double log_scale : {0.7, 4.8})
+    row(
+        log_scale > 4.6 ? "contrastive_loss_clamped" : "contrastive_loss",
+        [log_scale](Inputs& in) {
+          return std::vector<Tensor>{in.normal(Shape{5, 3}), in.normal(Shape{5, 3}),
+                                     Tensor::full(Shape{}, log_scale, DType::f64)};
+        },
+        [](auto& x) { return contrastive_loss(x[0], x[1], x[2], 100.0); });
   row(
       "mse_loss",
       [](Inputs& in) {
