@@ -1,7 +1,7 @@
 #pragma once
 // What task `lm` adds to a run directory: bits per byte per domain, the specialization study (I(domain;
-// expert), code against prose, consecutive tokens keeping their expert) and sample texts coloured by expert
-// (report/sections/lm.html). Files and the criterion: docs/text.md (The specialization study).
+// expert), code against prose, same expert for consecutive tokens) and samples coloured by expert
+// (report/sections/lm.html). Files and criterion: docs/text.md (The specialization study).
 #include <cstdint>
 #include <filesystem>
 #include <string>
