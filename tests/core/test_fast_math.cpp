@@ -19,15 +19,24 @@ double ulps(float a, double b) {
 
 TEST(FastMath, ExpWithinTwoUlpOverTheNormalRange) {
   double worst = 0;
-  float worst_x = 0;
-  // Every 97th float between -87 (smallest normal result) and 88.7 (largest finite one).
+  float worst_x = 0, last_x = 0;
+  int64_t positives = 0;
+  // Every 97th float between -87 (smallest normal result) and 88.7 (largest finite one). A negative
+  // float's bits count down towards -0, so the step jumps to +0 once fewer than 97 floats are left
+  // (stepping past INT32_MIN was undefined and, wrapped, ended the sweep at a NaN before x = 0).
   for (float x = -87.3f; x < 88.72f;) {
     double u = ulps(kern::exp_f32(x), std::exp(double(x)));
     if (u > worst) worst = u, worst_x = x;
-    int32_t bits = std::bit_cast<int32_t>(x);
-    x = std::bit_cast<float>(x < 0 ? bits - 97 : (x == 0 ? 97 : bits + 97));
+    positives += x > 0;
+    last_x = x;
+    const int32_t bits = std::bit_cast<int32_t>(x);
+    const int32_t magnitude = bits & 0x7fffffff;
+    x = x < 0 ? (magnitude > 97 ? std::bit_cast<float>(bits - 97) : 0.0f) : std::bit_cast<float>(x == 0 ? 97 : bits + 97);
   }
   EXPECT_LE(worst, 2.0) << "at x = " << worst_x;
+  // The sweep covered the positive half too.
+  EXPECT_GT(positives, 10'000'000);
+  EXPECT_GT(last_x, 88.7f);
 }
 
 TEST(FastMath, ExpSpecialValues) {
