@@ -1,6 +1,7 @@
 // The pre-LN transformer block with a pluggable FFN.
 #include "core/nn/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/ops/ops.h"
@@ -57,6 +58,23 @@ Tensor TransformerBlock::forward(const Tensor& x, ForwardContext& ctx, KVCache* 
                                                       << h.shape().str());
   if (drop) f = drop->forward(f, ctx);
   return h + f;
+}
+
+std::shared_ptr<ModuleList> make_block_stack(const TransformerBlockOptions& block, int64_t depth,
+                                             const std::vector<int64_t>& moe_layers, const FfnFactory& make_moe,
+                                             RngStream& rng, const std::string& owner) {
+  auto blocks = std::make_shared<ModuleList>();
+  for (int64_t i = 0; i < depth; ++i) {
+    TransformerBlockOptions bo = block;
+    std::shared_ptr<Module> ffn;
+    if (std::find(moe_layers.begin(), moe_layers.end(), i) != moe_layers.end()) {
+      bo.ffn_name = "moe";
+      ffn = make_moe(i, rng);  // drawn before the block's own parameters
+      MOELAB_CHECK(ffn, owner << ": the MoE factory returned nothing for block " << i);
+    }
+    blocks->push_back(std::make_shared<TransformerBlock>(bo, rng, ffn));
+  }
+  return blocks;
 }
 
 }  // namespace moelab::nn

@@ -2,8 +2,10 @@
 // The pre-LN transformer block: x + attn(norm1(x)), then h + ffn(norm2(h)). Its FFN is any Module (the
 // dense MLP by default, an MoE layer when the config says so); both get the forward context.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/nn/attention.h"
 #include "core/nn/init.h"
@@ -50,5 +52,14 @@ class TransformerBlock : public Module {
   std::shared_ptr<Module> ffn;
   std::shared_ptr<Dropout> drop;  // only when options.dropout > 0 (no parameters)
 };
+
+// Builds the FFN of block `block` (an MoE layer) for make_block_stack.
+using FfnFactory = std::function<std::shared_ptr<Module>(int64_t block, RngStream& rng)>;
+
+// `depth` blocks with the options `block`: those listed in moe_layers take make_moe's FFN (child "moe"),
+// the others the dense MLP. `owner` names the model in errors ("ViT").
+std::shared_ptr<ModuleList> make_block_stack(const TransformerBlockOptions& block, int64_t depth,
+                                             const std::vector<int64_t>& moe_layers, const FfnFactory& make_moe,
+                                             RngStream& rng, const std::string& owner);
 
 }  // namespace moelab::nn

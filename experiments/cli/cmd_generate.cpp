@@ -45,14 +45,8 @@ void generate_command() {
   bytes << tok_file.rdbuf();
   text::Tokenizer tokenizer(bytes.str());
 
-  CheckpointInfo info;
-  if (g.step >= 0) {
-    info = find_checkpoint(run_dir, g.step);
-  } else {
-    auto latest = latest_checkpoint(run_dir);
-    MOELAB_CHECK(latest, g.run_dir << " has no complete checkpoint");
-    info = *latest;
-  }
+  const CheckpointInfo info =
+      checkpoint_or_latest(run_dir, g.step >= 0 ? std::optional<int64_t>(g.step) : std::nullopt);
   auto model = make_lm_model(cfg, tokenizer.vocab_size(), static_cast<uint64_t>(cfg.get_int("seed")));
   load_model_state(*model, read_checkpoint(info), info);
   model->eval();

@@ -75,6 +75,13 @@ std::optional<CheckpointInfo> latest_checkpoint(const fs::path& run_dir) {
   return all.back();
 }
 
+CheckpointInfo checkpoint_or_latest(const fs::path& run_dir, std::optional<int64_t> step) {
+  if (step) return find_checkpoint(run_dir, *step);
+  auto latest = latest_checkpoint(run_dir);
+  MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
+  return *latest;
+}
+
 CheckpointInfo find_checkpoint(const fs::path& run_dir, int64_t step) {
   auto all = list_checkpoints(run_dir);
   std::string have;

@@ -30,6 +30,8 @@ std::vector<CheckpointInfo> list_checkpoints(const std::filesystem::path& run_di
 std::optional<CheckpointInfo> latest_checkpoint(const std::filesystem::path& run_dir);
 // The complete checkpoint of `step`; throws moelab::Error listing the available steps when absent.
 CheckpointInfo find_checkpoint(const std::filesystem::path& run_dir, int64_t step);
+// The checkpoint of `step` when given, else the newest complete one (throws when there is none).
+CheckpointInfo checkpoint_or_latest(const std::filesystem::path& run_dir, std::optional<int64_t> step);
 
 // Writes <run_dir>/ckpt/step_<step> as described above and returns its directory. Tests can set the
 // environment variable MOELAB_TEST_KILL_IN_CHECKPOINT=<step> to have the process SIGKILL itself in the

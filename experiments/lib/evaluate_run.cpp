@@ -13,14 +13,7 @@ CheckpointEval evaluate_checkpoint(const fs::path& run_dir, std::optional<int64_
   fs::path config_path = run_dir / "config.toml";
   MOELAB_CHECK(fs::exists(config_path), run_dir.string() << " has no config.toml: is it a moelab run directory?");
   Config cfg = load_run_config(config_path.string(), {});
-  CheckpointInfo info;
-  if (step) {
-    info = find_checkpoint(run_dir, *step);
-  } else {
-    auto latest = latest_checkpoint(run_dir);
-    MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
-    info = *latest;
-  }
+  const CheckpointInfo info = checkpoint_or_latest(run_dir, step);
   CheckpointData d = read_checkpoint(info);
 
   auto task = find_task(cfg.get_string("task")).make();

@@ -36,7 +36,7 @@ struct TextTransformerOptions {
 };
 
 // Builds the MoE FFN of block `block`: input and output (B, T, dim).
-using FfnFactory = std::function<std::shared_ptr<nn::Module>(int64_t block, RngStream& rng)>;
+using FfnFactory = nn::FfnFactory;
 // The factory of core/moe MoELayers for `config` (model.moe.*), experts of width mlp_ratio * dim by default;
 // seq_len: tokens per training sequence (Soft MoE slots; hash routing by position when no token ids).
 FfnFactory moe_layer_factory(const moe::MoEConfig& config, const TextTransformerOptions& options, int64_t seq_len);

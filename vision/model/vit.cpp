@@ -87,24 +87,15 @@ VisionTransformer::VisionTransformer(const ViTOptions& o, RngStream& rng, const 
   Tensor pos = Tensor::zeros({1, o.num_tokens(), o.dim}, o.dtype);
   nn::trunc_normal_(pos, 0.0, 0.02, -0.04, 0.04, rng);
   pos_embed = register_parameter("pos_embed", pos);
-  blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
-  for (int64_t i = 0; i < o.depth; ++i) {
-    nn::TransformerBlockOptions bo;
-    bo.dim = o.dim;
-    bo.num_heads = o.num_heads;
-    bo.mlp_ratio = o.mlp_ratio;
-    bo.activation = nn::Activation::gelu_tanh;
-    bo.dropout = o.dropout;
-    bo.init = o.init;
-    bo.dtype = o.dtype;
-    std::shared_ptr<nn::Module> ffn;
-    if (std::find(o.moe_layers.begin(), o.moe_layers.end(), i) != o.moe_layers.end()) {
-      bo.ffn_name = "moe";
-      ffn = make_moe(i, rng);
-      MOELAB_CHECK(ffn, "ViT: the MoE factory returned nothing for block " << i);
-    }
-    blocks->push_back(std::make_shared<nn::TransformerBlock>(bo, rng, ffn));
-  }
+  nn::TransformerBlockOptions bo;
+  bo.dim = o.dim;
+  bo.num_heads = o.num_heads;
+  bo.mlp_ratio = o.mlp_ratio;
+  bo.activation = nn::Activation::gelu_tanh;
+  bo.dropout = o.dropout;
+  bo.init = o.init;
+  bo.dtype = o.dtype;
+  blocks = register_module("blocks", nn::make_block_stack(bo, o.depth, o.moe_layers, make_moe, rng, "ViT"));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(o.dim, 1e-5, true, o.dtype));
   head = register_module("head", std::make_shared<nn::Linear>(o.dim, o.num_classes, true, rng, o.init, o.dtype));
 }

@@ -38,7 +38,7 @@ struct ViTOptions {
 };
 
 // Builds the MoE FFN of block `block`: input and output (B, T, dim), returns aux losses and stats.
-using FfnFactory = std::function<std::shared_ptr<nn::Module>(int64_t block, RngStream& rng)>;
+using FfnFactory = nn::FfnFactory;
 
 // images (B, C, H, W) -> tokens (B, N, dim)
 class PatchEmbed : public nn::Module {

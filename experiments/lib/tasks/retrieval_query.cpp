@@ -23,14 +23,7 @@ RetrievalSession::RetrievalSession(const fs::path& run_dir, std::optional<int64_
   Config cfg = load_run_config(config_path.string(), {});
   MOELAB_CHECK(cfg.get_string("task") == "retrieval",
                run_dir.string() << " is a run of task '" << cfg.get_string("task") << "', not 'retrieval'");
-  CheckpointInfo info;
-  if (step) {
-    info = find_checkpoint(run_dir, *step);
-  } else {
-    auto latest = latest_checkpoint(run_dir);
-    MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
-    info = *latest;
-  }
+  const CheckpointInfo info = checkpoint_or_latest(run_dir, step);
   const CheckpointData d = read_checkpoint(info);
   task_ = std::make_unique<RetrievalTask>();
   TaskContext ctx;

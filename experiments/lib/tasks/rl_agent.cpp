@@ -279,14 +279,7 @@ RlAgent load_rl_agent(const std::filesystem::path& run_dir, std::optional<int64_
   agent.cfg = load_run_config(config_path.string(), {});
   const std::string task = agent.cfg.get_string("task");
   MOELAB_CHECK(task == "dqn" || task == "pqn", run_dir.string() << " is a run of task " << task << ", not an RL agent (dqn, pqn)");
-  CheckpointInfo info;
-  if (step) {
-    info = find_checkpoint(run_dir, *step);
-  } else {
-    auto latest = latest_checkpoint(run_dir);
-    MOELAB_CHECK(latest, run_dir.string() << " has no complete checkpoint");
-    info = *latest;
-  }
+  const CheckpointInfo info = checkpoint_or_latest(run_dir, step);
   agent.step = info.step;
   agent.seed = static_cast<uint64_t>(agent.cfg.get_int("seed"));
   agent.env = rl_env_settings(agent.cfg);
