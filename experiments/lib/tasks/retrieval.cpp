@@ -232,6 +232,9 @@ nn::Batch RetrievalTask::next_batch(int64_t, int) {
   std::vector<int64_t> text_labels;
   for (int64_t r : text_rows) text_labels.push_back(scene_labels[static_cast<size_t>(r)]);
   b.features = Tensor::from_vector(text_labels, Shape{static_cast<int64_t>(text_labels.size())});
+  if (text_rows.size() > static_cast<size_t>(batch_size_))  // (M): the scene row of each negative
+    b.targets = Tensor::from_vector(std::vector<int64_t>(text_rows.begin() + batch_size_, text_rows.end()),
+                                    Shape{static_cast<int64_t>(text_rows.size()) - batch_size_});
   return b;
 }
 
@@ -257,7 +260,22 @@ StepResult RetrievalTask::train_step(nn::Module& model, const nn::Batch& b, nn::
     double right = 0;
     for (size_t i = 0; i < best.size(); ++i) right += best[i] == static_cast<int64_t>(i);
     r.metrics["i2t_accuracy"] = right / static_cast<double>(best.size());
-    if (negatives > 0) r.metrics["hard_negatives"] = static_cast<double>(negatives) / static_cast<double>(n);
+    if (negatives > 0) {
+      r.metrics["hard_negatives"] = static_cast<double>(negatives) / static_cast<double>(n);
+      // the share of hard negatives that score below their own image's true caption
+      const std::vector<double> neg_sim =
+          cast(matmul(img.detach(), transpose(slice(all_txt.detach(), 0, n, n + negatives), 0, 1)), DType::f64)
+              .to(Device::cpu()).to_vector<double>();
+      const std::vector<double> pos_sim = cast(sum(mul(img.detach(), txt.detach()), {1}), DType::f64)
+                                              .to(Device::cpu()).to_vector<double>();
+      const std::vector<int64_t> rows = b.targets.to(Device::cpu()).to_vector<int64_t>();
+      double below = 0;
+      for (int64_t k = 0; k < negatives; ++k) {
+        const int64_t row = rows[static_cast<size_t>(k)];
+        below += neg_sim[static_cast<size_t>(row * negatives + k)] < pos_sim[static_cast<size_t>(row)];
+      }
+      r.metrics["hardneg_accuracy"] = below / static_cast<double>(negatives);
+    }
     r.metrics["logit_scale"] = std::min(std::exp(m.logit_scale.item()), max_logit_scale_);
   }
   return r;
