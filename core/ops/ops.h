@@ -125,6 +125,10 @@ Tensor huber_loss(const Tensor& pred, const Tensor& target, double delta = 1.0);
 // log_scale: 0-d or (1) learnable log of the logit scale s = min(exp(log_scale), max_scale) -> 0-d
 // (CE(s image text^T, diag) + CE(s text image^T, diag)) / 2; no gradient to log_scale at the clamp.
 Tensor contrastive_loss(const Tensor& image, const Tensor& text, const Tensor& log_scale, double max_scale = 100.0);
+// NegCLIP (Yuksekgonul et al., 2023): negatives (M, D) are extra captions of the image->text direction only:
+// row i's CE runs over the N captions and the M negatives; the text->image CE is that of contrastive_loss.
+Tensor contrastive_loss_with_negatives(const Tensor& image, const Tensor& text, const Tensor& negatives,
+                                       const Tensor& log_scale, double max_scale = 100.0);
 
 // ---- random (random.cpp); draws come from an RngStream (core/util/rng.h) ----
 class RngStream;

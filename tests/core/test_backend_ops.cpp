@@ -324,6 +324,18 @@ std::vector<OpCase> build_table() {
         one([](auto& x) { return contrastive_loss(x[0], x[1], cast(x[2], x[0].dtype())); }))
         // logits up to 100 * 4 * 4 in f32: the gradients' rounding is that of values near 1e3
         ->max_nmse = log_scale > 4.6 ? 1e-10 : 1e-11;
+  // NegCLIP: M extra text negatives of the image->text direction (M = 7, 4, 12). Not N = 1: with one pair
+  // the loss can be ~1e-8 (one saturated softmax), below f32's resolution, where NMSE means nothing
+  for (double log_scale : {1.2, 5.0})
+    row(std::string("contrastive_loss_with_negatives") + (log_scale > 4.6 ? "_clamped" : ""), kFloat,
+        {{Shape{6, 4}, Shape{6, 4}, Shape{7, 4}}, {Shape{3, 5}, Shape{3, 5}, Shape{4, 5}},
+         {Shape{9, 17}, Shape{9, 17}, Shape{12, 17}}},
+        [log_scale](InputGen& g, const Shapes& s) {
+          return std::vector<Tensor>{g.real(s[0]), g.real(s[1]), g.real(s[2]), Tensor::scalar(log_scale)};
+        },
+        one([](auto& x) { return contrastive_loss_with_negatives(x[0], x[1], x[2], cast(x[3], x[0].dtype())); }))
+        // as above, f32 logits near 1e3 at the clamp, now over N + M candidates (f64 agrees to ~1e-28)
+        ->max_nmse = log_scale > 4.6 ? 1e-9 : 1e-11;
   row("mse_loss", kFloat, {{Shape{4, 5}, Shape{4, 5}}, {Shape{1}, Shape{1}}}, reals(),
       one([](auto& x) { return mse_loss(x[0], x[1]); }));
   row("huber_loss", kFloat, {{Shape{4, 5}, Shape{4, 5}}, {Shape{7}, Shape{7}}}, reals(),

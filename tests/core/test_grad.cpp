@@ -316,6 +316,15 @@ std::vector<GradCase> build_grad_table() {
                                      Tensor::full(Shape{}, log_scale, DType::f64)};
         },
         [](auto& x) { return contrastive_loss(x[0], x[1], x[2], 100.0); });
+  // NegCLIP: four extra text negatives, below and at the clamp
+  for (double log_scale : {0.7, 4.8})
+    row(
+        log_scale > 4.6 ? "contrastive_loss_with_negatives_clamped" : "contrastive_loss_with_negatives",
+        [log_scale](Inputs& in) {
+          return std::vector<Tensor>{in.normal(Shape{5, 3}), in.normal(Shape{5, 3}), in.normal(Shape{4, 3}),
+                                     Tensor::full(Shape{}, log_scale, DType::f64)};
+        },
+        [](auto& x) { return contrastive_loss_with_negatives(x[0], x[1], x[2], x[3], 100.0); });
   row(
       "mse_loss",
       [](Inputs& in) {

@@ -1,6 +1,7 @@
 // The retrieval task's pieces: recall@k and median rank with ties (open_clip's conventions), hard-negative
 // and modality-share counting, the InfoNCE loss against float64 finite differences and a plain loop, the
-// caption vocabulary, and a tiny two-tower model that learns a 4-scene toy set to recall@1 = 1 both ways.
+// caption vocabulary, and a tiny two-tower model that learns a 4-scene toy set to recall@1 = 1 both ways
+// (also with NegCLIP's hard negatives, whose loss is checked against a loop and finite differences too).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -169,6 +170,69 @@ TEST_P(InfoNce, MatchesALoopAndFiniteDifferences) {
   EXPECT_THROW(contrastive_loss(Tensor::zeros({3, 2}), Tensor::zeros({4, 2}), Tensor::zeros({1})), Error);
 }
 
+// NegCLIP's loss by a plain double loop: row i's softmax runs over the n captions and the m negatives c,
+// column j's over the n images only.
+double negclip_by_loop(const std::vector<double>& a, const std::vector<double>& b, const std::vector<double>& c,
+                       int64_t n, int64_t m, int64_t d, double s) {
+  auto dot = [&](const std::vector<double>& x, int64_t i, const std::vector<double>& y, int64_t j) {
+    double v = 0;
+    for (int64_t k = 0; k < d; ++k) v += x[size_t(i * d + k)] * y[size_t(j * d + k)];
+    return s * v;
+  };
+  double loss = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double zr = 0, zc = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      zr += std::exp(dot(a, i, b, j));
+      zc += std::exp(dot(a, j, b, i));
+    }
+    for (int64_t j = 0; j < m; ++j) zr += std::exp(dot(a, i, c, j));
+    loss += (std::log(zr) - dot(a, i, b, i)) + (std::log(zc) - dot(a, i, b, i));
+  }
+  return loss / (2.0 * double(n));
+}
+
+TEST_P(InfoNce, WithNegativesMatchesALoopAndFiniteDifferences) {
+  BackendScope scope(std::string(GetParam()) == "ref" ? BackendKind::ref : BackendKind::cpu);
+  RngStream rng(12, "negclip");
+  const int64_t n = 4, m = 6, d = 3;
+  auto normal = [&](int64_t count) {
+    std::vector<double> v(static_cast<size_t>(count));
+    for (double& x : v) x = rng.normal();
+    return v;
+  };
+  const std::vector<double> a = normal(n * d), b = normal(n * d), c = normal(m * d);
+  const Tensor ta = Tensor::from_vector(a, Shape{n, d}), tb = Tensor::from_vector(b, Shape{n, d}),
+               tc = Tensor::from_vector(c, Shape{m, d});
+  for (double log_scale : {0.4, std::log(1 / 0.07), 4.9}) {
+    const Tensor ls = Tensor::full(Shape{1}, log_scale, DType::f64);
+    const double s = std::min(std::exp(log_scale), 100.0);
+    const double want = negclip_by_loop(a, b, c, n, m, d, s);
+    EXPECT_NEAR(contrastive_loss_with_negatives(ta, tb, tc, ls).item(), want, 1e-12) << log_scale;
+    // negatives only add candidates: the loss exceeds plain InfoNCE's
+    EXPECT_GT(want, contrastive_loss(ta, tb, ls).item());
+    EXPECT_NEAR(contrastive_loss_with_negatives(cast(ta, DType::f32), cast(tb, DType::f32), cast(tc, DType::f32),
+                                                cast(ls, DType::f32))
+                    .item(),
+                want, 2e-4 * std::max(1.0, s / 10));
+    const std::string err = test::check_gradients(
+        [](const std::vector<Tensor>& x) { return contrastive_loss_with_negatives(x[0], x[1], x[3], x[2], 100.0); },
+        {ta, tb, ls, tc}, 1e-6);
+    EXPECT_EQ(err, "") << "log scale " << log_scale;
+  }
+  // a single negative, N = 1: the text->image term is 0 and the loss is log(1 + e^(s(a.c - a.b)))
+  {
+    const Tensor ls = Tensor::full(Shape{1}, 0.0, DType::f64);
+    const double ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2], ac = a[0] * c[0] + a[1] * c[1] + a[2] * c[2];
+    EXPECT_NEAR(contrastive_loss_with_negatives(slice(ta, 0, 0, 1), slice(tb, 0, 0, 1), slice(tc, 0, 0, 1), ls).item(),
+                0.5 * std::log1p(std::exp(ac - ab)), 1e-12);
+  }
+  EXPECT_THROW(contrastive_loss_with_negatives(ta, tb, Tensor::zeros({2, d + 1}, DType::f64), Tensor::zeros({1}, DType::f64)),
+               Error);
+  EXPECT_THROW(contrastive_loss_with_negatives(ta, tb, Tensor::zeros({0, d}, DType::f64), Tensor::zeros({1}, DType::f64)),
+               Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, InfoNce, ::testing::Values("ref", "cpu"));
 
 TEST(CaptionVocabulary, CoversTheGrammarAndPrompts) {
@@ -199,11 +263,14 @@ TEST(CaptionVocabulary, CoversTheGrammarAndPrompts) {
 }
 
 // Four training scenes with distinct captions, fitted by a tiny two-tower model (MoE in both towers, and the
-// bag-of-words tower): after training, each image's nearest caption is its own and vice versa.
-class TinyTwoTower : public ::testing::TestWithParam<bool> {};
+// bag-of-words tower; and with NegCLIP's hard negatives): after training, each image's nearest caption is
+// its own and vice versa, and with negatives each image scores its caption above each of its negatives.
+enum class ToyMode { transformer_moe, bag_of_words, transformer_moe_negclip };
+class TinyTwoTower : public ::testing::TestWithParam<ToyMode> {};
 
 TEST_P(TinyTwoTower, LearnsFourScenesToRecallOne) {
-  const bool bag_of_words = GetParam();
+  const bool bag_of_words = GetParam() == ToyMode::bag_of_words;
+  const bool negclip = GetParam() == ToyMode::transformer_moe_negclip;
   const vision::SceneDataset data = synthetic_scenes(200, 5, 32);
   std::vector<int64_t> picked;
   std::vector<std::string> seen;
@@ -217,6 +284,17 @@ TEST_P(TinyTwoTower, LearnsFourScenesToRecallOne) {
   const vision::SceneBatch sb = data.batch(vision::SceneSplit::train, picked, 0);
   const CaptionVocabulary vocab;
   const TokenBatch tb = encode_captions(vocab, sb.captions, 40);
+  std::vector<std::string> negatives;
+  std::vector<int64_t> negative_of;  // the scene row of each negative
+  for (int64_t i = 0; i < 4 && negclip; ++i)
+    for (const vision::Caption& c : data.training_negatives(picked[size_t(i)], 0, sb.caption_info[size_t(i)], 4)) {
+      negatives.push_back(c.text);
+      negative_of.push_back(i);
+    }
+  if (negclip) {
+    ASSERT_GE(negatives.size(), 4u);
+  }
+  const TokenBatch nb = encode_captions(vocab, negclip ? negatives : sb.captions, 40);
 
   vision::ViTOptions v;
   v.image_size = 32;
@@ -256,8 +334,10 @@ TEST_P(TinyTwoTower, LearnsFourScenesToRecallOne) {
   for (int step = 0; step < 150; ++step) {
     nn::Batch b;
     nn::ForwardContext ctx(b);
-    Tensor loss = contrastive_loss(model.encode_images(sb.images, {}, ctx),
-                                   model.encode_texts(tb.tokens, tb.padding_mask, {}, ctx), model.logit_scale);
+    Tensor img = model.encode_images(sb.images, {}, ctx), txt = model.encode_texts(tb.tokens, tb.padding_mask, {}, ctx);
+    Tensor loss = negclip ? contrastive_loss_with_negatives(
+                                img, txt, model.encode_texts(nb.tokens, nb.padding_mask, {}, ctx), model.logit_scale)
+                          : contrastive_loss(img, txt, model.logit_scale);
     if (Tensor aux = ctx.total_aux_loss(); aux.defined()) loss = loss + aux;
     if (step == 0) first_loss = loss.item();
     last_loss = loss.item();
@@ -270,9 +350,31 @@ TEST_P(TinyTwoTower, LearnsFourScenesToRecallOne) {
   EXPECT_EQ(r.image_to_text.r1, 1.0) << "loss " << first_loss << " -> " << last_loss;
   EXPECT_EQ(r.text_to_image.r1, 1.0);
   EXPECT_EQ(r.image_to_text.median_rank, 1.0);
+  if (negclip) {
+    NoGradGuard ng;
+    nn::Batch b;
+    nn::ForwardContext ctx(b);
+    const Tensor img = model.encode_images(sb.images, {}, ctx);
+    const std::vector<double> pos = sum(mul(img, model.encode_texts(tb.tokens, tb.padding_mask, {}, ctx)), {1})
+                                        .to_vector<double>();
+    const Tensor neg_emb = model.encode_texts(nb.tokens, nb.padding_mask, {}, ctx);
+    for (size_t k = 0; k < negatives.size(); ++k) {
+      const int64_t row = negative_of[k];
+      const double score = sum(mul(slice(img, 0, row, row + 1), slice(neg_emb, 0, int64_t(k), int64_t(k) + 1))).item();
+      EXPECT_GT(pos[size_t(row)], score) << sb.captions[size_t(row)] << " vs negative " << negatives[k];
+    }
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(TextTowers, TinyTwoTower, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "bag_of_words" : "transformer_moe"; });
+INSTANTIATE_TEST_SUITE_P(TextTowers, TinyTwoTower,
+                         ::testing::Values(ToyMode::transformer_moe, ToyMode::bag_of_words,
+                                           ToyMode::transformer_moe_negclip),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case ToyMode::bag_of_words: return "bag_of_words";
+                             case ToyMode::transformer_moe_negclip: return "transformer_moe_negclip";
+                             default: return "transformer_moe";
+                           }
+                         });
 
 }  // namespace

@@ -559,6 +559,53 @@ TEST(HardNegatives, EveryNegativeChangesTheMeaningAndIsFalseOfTheScene) {
   EXPECT_GT(made[NegativeKind::count_change], scenes / 2);
 }
 
+// NegCLIP training negatives: false of the train scene, edits of the shown caption where it admits the kind,
+// one per kind, never a held-out pair, deterministic per (scene, variant), and as many as asked where possible.
+TEST(HardNegatives, TrainingNegativesAreFalseDistinctAndNeverHeldOut) {
+  SceneDataset data = synthetic_dataset();
+  const int64_t scenes = 400;
+  int64_t total = 0, from_the_shown_caption = 0, differ_by_variant = 0;
+  for (int64_t i = 0; i < scenes; ++i) {
+    Scene s = data.scene(SceneSplit::train, i);
+    for (int64_t variant = 0; variant < 3; ++variant) {
+      const Caption pos = data.caption(SceneSplit::train, i, variant);
+      const std::vector<Caption> negs = data.training_negatives(i, variant, pos, 4);
+      ASSERT_GE(negs.size(), 1u);  // an object replacement always exists
+      ASSERT_LE(negs.size(), 4u);
+      std::set<std::string> texts;
+      for (const Caption& n : negs) {
+        ASSERT_FALSE(describes(n.meaning, s)) << "'" << n.text << "' is true of the scene";
+        ASSERT_FALSE(oracle_true(n.meaning, s)) << "'" << n.text << "' is true";
+        ASSERT_EQ(parse_caption(n.text), n.meaning) << n.text;
+        for (const Mention& x : n.meaning.mentions)
+          ASSERT_FALSE(data.heldout_pairs().contains(x.colour, x.cls)) << "names a held-out pair: " << n.text;
+        texts.insert(n.text);
+        from_the_shown_caption += n.templ == pos.templ;
+      }
+      ASSERT_EQ(texts.size(), negs.size()) << "one negative per kind, all different";
+      total += static_cast<int64_t>(negs.size());
+      // deterministic, and a prefix of the full list when fewer are asked for
+      const std::vector<Caption> again = data.training_negatives(i, variant, pos, 4);
+      ASSERT_EQ(again.size(), negs.size());
+      for (size_t k = 0; k < negs.size(); ++k) ASSERT_EQ(again[k].text, negs[k].text);
+      const std::vector<Caption> two = data.training_negatives(i, variant, pos, 2);
+      ASSERT_EQ(two.size(), std::min<size_t>(2, negs.size()));
+      for (size_t k = 0; k < two.size(); ++k) ASSERT_EQ(two[k].text, negs[k].text);
+      ASSERT_TRUE(data.training_negatives(i, variant, pos, 0).empty());
+      if (variant == 1) differ_by_variant += data.training_negatives(i, 0, data.caption(SceneSplit::train, i, 0), 1)[0].text !=
+                                             data.training_negatives(i, 1, pos, 1)[0].text;
+    }
+  }
+  std::printf("%lld training negatives for %lld captions; %lld in the shown template; first differs by variant in %lld scenes\n",
+              static_cast<long long>(total), static_cast<long long>(3 * scenes), static_cast<long long>(from_the_shown_caption),
+              static_cast<long long>(differ_by_variant));
+  EXPECT_GT(total, 3 * scenes * 2);           // most scenes admit several kinds
+  EXPECT_GT(from_the_shown_caption, total / 2);  // mostly edits of the caption the model sees
+  EXPECT_GT(differ_by_variant, scenes / 2);   // each epoch shows other negatives
+  EXPECT_THROW(data.training_negatives(0, 0, data.caption(SceneSplit::train, 0, 0), 5), Error);
+  EXPECT_THROW(data.training_negatives(data.size(SceneSplit::train), 0, data.caption(SceneSplit::train, 0, 0), 1), Error);
+}
+
 TEST(HardNegatives, SwapsOfIndistinguishableObjectsAreNotNegatives) {
   Scene s;  // two red shirts: swapping their positions says the same thing
   s.objects = {object(6, 0, 0), object(6, 0, 2)};

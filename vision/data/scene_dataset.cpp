@@ -1,5 +1,6 @@
 #include "vision/data/scene_dataset.h"
 
+#include <array>
 #include <string>
 
 #include "core/util/check.h"
@@ -93,6 +94,31 @@ std::optional<HardNegativePair> SceneDataset::hard_negative(SceneSplit split, in
                                  std::string("hard_negatives/") + split_name(split) + "/" + negative_kind_name(kind),
                                  static_cast<uint64_t>(index), kPairDraws);
   return hard_negative_pair(scene(split, index), kind, rng, split == SceneSplit::heldout ? nullptr : &heldout_);
+}
+
+std::vector<Caption> SceneDataset::training_negatives(int64_t index, int64_t variant, const Caption& positive,
+                                                      int count) const {
+  MOELAB_CHECK(count >= 0 && count <= kNegativeKinds,
+               "training negatives per caption must be in [0, " << kNegativeKinds << "], got " << count);
+  MOELAB_CHECK(variant >= 0, "caption variant must be >= 0, got " << variant);
+  const Scene sc = scene(SceneSplit::train, index);
+  RngStream rng = counter_stream(options_.seed, "training_negatives/" + std::to_string(variant),
+                                 static_cast<uint64_t>(index), kPairDraws);
+  std::array<int, kNegativeKinds> kinds{};
+  for (int k = 0; k < kNegativeKinds; ++k) kinds[static_cast<size_t>(k)] = k;
+  for (int k = kNegativeKinds - 1; k > 0; --k)
+    std::swap(kinds[static_cast<size_t>(k)], kinds[rng.below(static_cast<uint64_t>(k + 1))]);
+  std::vector<Caption> out;
+  for (int k : kinds) {
+    if (static_cast<int>(out.size()) == count) break;
+    const auto kind = static_cast<NegativeKind>(k);
+    if (auto neg = make_negative(positive, sc, kind, rng, &heldout_)) {
+      out.push_back(std::move(*neg));
+    } else if (auto pair = hard_negative_pair(sc, kind, rng, &heldout_)) {
+      out.push_back(std::move(pair->negative));
+    }
+  }
+  return out;
 }
 
 Tensor images_to_tensor(const std::vector<std::vector<uint8_t>>& images, int canvas) {

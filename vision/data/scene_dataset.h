@@ -53,6 +53,11 @@ class SceneDataset {
   // A (true caption, negative) pair of `kind` for a scene, or nullopt when the scene admits none. Negatives
   // of train and test scenes never name a held-out pair; those of held-out scenes may.
   std::optional<HardNegativePair> hard_negative(SceneSplit split, int64_t index, NegativeKind kind) const;
+  // Training negatives (NegCLIP): up to `count` (0-4) hard negatives of `positive`, caption `variant` of train
+  // scene `index`, one per kind, the kinds in an order drawn per (index, variant). A kind `positive` does
+  // not admit is taken from another template of the scene; kinds the scene admits in no template are
+  // skipped. They never name a held-out pair, and only train scenes have them.
+  std::vector<Caption> training_negatives(int64_t index, int64_t variant, const Caption& positive, int count) const;
 
  private:
   void check_index(SceneSplit split, int64_t index) const;

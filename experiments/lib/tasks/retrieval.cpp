@@ -31,6 +31,9 @@ void RetrievalTask::declare_config(Schema& s) const {
   s.add_int("data.batch_size", 128, "scene-caption pairs per micro-batch (the InfoNCE negatives)").at_least(2);
   s.add_int("data.eval_batch_size", 250, "scenes or captions per evaluation batch").at_least(1);
   s.add_int("data.max_caption_len", 40, "the longest caption in words (text position tables)").range(8, 256);
+  s.add_int("data.hard_negatives_per_caption", 0,
+            "NegCLIP: hard negatives (colour/position swap, object replaced, count changed) of each training "
+            "caption added as image->text candidates of the loss (0 = plain InfoNCE)").range(0, 4);
 
   s.add_section("model", "the contrastive model");
   s.add_choice("model.arch", "two_tower", {"two_tower", "one_tower"},
@@ -111,6 +114,7 @@ void RetrievalTask::build(const Config& cfg, const TaskContext& ctx) {
                        " exceeds the " + std::to_string(o.train_size) + " training scenes"});
   eval_batch_ = cfg.get_int("data.eval_batch_size");
   max_len_ = cfg.get_int("data.max_caption_len");
+  hard_negatives_ = static_cast<int>(cfg.get_int("data.hard_negatives_per_caption"));
   one_tower_ = cfg.get_string("model.arch") == "one_tower";
   bag_of_words_ = cfg.get_string("text.tower") == "bow";
   embed_dim_ = cfg.get_int("model.embed_dim");
@@ -208,22 +212,43 @@ nn::Batch RetrievalTask::next_batch(int64_t, int) {
   position_ += batch_size_;
   // the epoch picks the caption variant: each pass sees other templates and word orders
   const vision::SceneBatch sb = data_->batch(SceneSplit::train, idx, epoch_);
-  const TokenBatch tb = encode_captions(vocab_, sb.captions, max_len_);
+  std::vector<std::string> captions = sb.captions;
+  std::vector<int64_t> text_rows;  // the scene row of each caption (negatives follow the B true captions)
+  for (int64_t i = 0; i < batch_size_; ++i) text_rows.push_back(i);
+  for (int64_t i = 0; i < batch_size_ && hard_negatives_ > 0; ++i)
+    for (const vision::Caption& neg : data_->training_negatives(idx[static_cast<size_t>(i)], epoch_,
+                                                                sb.caption_info[static_cast<size_t>(i)], hard_negatives_)) {
+      captions.push_back(neg.text);
+      text_rows.push_back(i);
+    }
+  const TokenBatch tb = encode_captions(vocab_, captions, max_len_);
   nn::Batch b;
   b.images = sb.images;
-  b.tokens = tb.tokens;
+  b.tokens = tb.tokens;  // (B + M, T): the B true captions, then the M hard negatives
   b.padding_mask = tb.padding_mask;
   b.labels = routing_labels(sb, kImageModality);
-  if (one_tower_) b.features = routing_labels(sb, kTextModality);  // the text tower's labels
+  // the text tower's routing labels, one per caption (that of its scene)
+  const std::vector<int64_t> scene_labels = routing_labels(sb, kTextModality).to_vector<int64_t>();
+  std::vector<int64_t> text_labels;
+  for (int64_t r : text_rows) text_labels.push_back(scene_labels[static_cast<size_t>(r)]);
+  b.features = Tensor::from_vector(text_labels, Shape{static_cast<int64_t>(text_labels.size())});
+  if (text_rows.size() > static_cast<size_t>(batch_size_))  // (M): the scene row of each negative
+    b.targets = Tensor::from_vector(std::vector<int64_t>(text_rows.begin() + batch_size_, text_rows.end()),
+                                    Shape{static_cast<int64_t>(text_rows.size()) - batch_size_});
   return b;
 }
 
 StepResult RetrievalTask::train_step(nn::Module& model, const nn::Batch& b, nn::ForwardContext& ctx) {
   auto& m = dynamic_cast<ContrastiveModel&>(model);
-  const Tensor text_labels = one_tower_ ? b.features : b.labels;
+  const int64_t n = b.images.size(0);
   Tensor img = m.encode_images(b.images, b.labels, ctx);
-  Tensor txt = m.encode_texts(b.tokens, b.padding_mask, text_labels, ctx);
-  Tensor loss = contrastive_loss(img, txt, m.logit_scale, max_logit_scale_);
+  Tensor all_txt = m.encode_texts(b.tokens, b.padding_mask, b.features, ctx);  // (B + M, E)
+  // NegCLIP: captions past the first B are hard negatives, candidates of the image->text direction only
+  const int64_t negatives = all_txt.size(0) - n;
+  Tensor txt = negatives > 0 ? slice(all_txt, 0, 0, n) : all_txt;
+  Tensor loss = negatives > 0 ? contrastive_loss_with_negatives(img, txt, slice(all_txt, 0, n, n + negatives),
+                                                                m.logit_scale, max_logit_scale_)
+                              : contrastive_loss(img, txt, m.logit_scale, max_logit_scale_);
   StepResult r;
   r.loss = loss;
   r.examples = b.size();
@@ -235,6 +260,22 @@ StepResult RetrievalTask::train_step(nn::Module& model, const nn::Batch& b, nn::
     double right = 0;
     for (size_t i = 0; i < best.size(); ++i) right += best[i] == static_cast<int64_t>(i);
     r.metrics["i2t_accuracy"] = right / static_cast<double>(best.size());
+    if (negatives > 0) {
+      r.metrics["hard_negatives"] = static_cast<double>(negatives) / static_cast<double>(n);
+      // the share of hard negatives that score below their own image's true caption
+      const std::vector<double> neg_sim =
+          cast(matmul(img.detach(), transpose(slice(all_txt.detach(), 0, n, n + negatives), 0, 1)), DType::f64)
+              .to(Device::cpu()).to_vector<double>();
+      const std::vector<double> pos_sim = cast(sum(mul(img.detach(), txt.detach()), {1}), DType::f64)
+                                              .to(Device::cpu()).to_vector<double>();
+      const std::vector<int64_t> rows = b.targets.to(Device::cpu()).to_vector<int64_t>();
+      double below = 0;
+      for (int64_t k = 0; k < negatives; ++k) {
+        const int64_t row = rows[static_cast<size_t>(k)];
+        below += neg_sim[static_cast<size_t>(row * negatives + k)] < pos_sim[static_cast<size_t>(row)];
+      }
+      r.metrics["hardneg_accuracy"] = below / static_cast<double>(negatives);
+    }
     r.metrics["logit_scale"] = std::min(std::exp(m.logit_scale.item()), max_logit_scale_);
   }
   return r;

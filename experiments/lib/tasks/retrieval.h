@@ -53,6 +53,7 @@ class RetrievalTask : public Task {
   std::unique_ptr<vision::SceneDataset> data_;
   CaptionVocabulary vocab_;
   bool one_tower_ = false, bag_of_words_ = false;
+  int hard_negatives_ = 0;  // NegCLIP negatives per training caption
   vision::ViTOptions image_options_;
   moe::MoEConfig image_moe_;
   TextTowerOptions text_options_;
